@@ -1,0 +1,245 @@
+//! `kairos demo`: the whole flow on loopback, printed step by step — SVID, transaction
+//! certificate, bound token, a protected resource that checks `cnf` against its TLS peer, and
+//! the same token refused with another certificate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kairos_authz::ClientCertificate;
+use kairos_issuer::{KeySource, KeyType, PeerCertificate, SpiffeId};
+use kairos_verifier::Verifier;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::client::MtlsClient;
+use crate::config::RawConfig;
+
+/// A protected resource (`GET /accounts`, scope `accounts`) that accepts a Kairos token only
+/// over a TLS connection with the certificate the token is bound to.
+pub fn resource_router(verifier: Arc<Verifier>) -> Router {
+    async fn accounts(
+        State(v): State<Arc<Verifier>>,
+        cert: Option<axum::Extension<ClientCertificate>>,
+        uri: Uri,
+        headers: HeaderMap,
+    ) -> Response {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok());
+        let der = cert.as_ref().map(|c| c.0.leaf().der());
+        match v.verify_with_scope(
+            auth,
+            uri.query(),
+            der,
+            OffsetDateTime::now_utc().unix_timestamp(),
+            "accounts",
+        ) {
+            Ok(t) => axum::Json(json!({
+                "accounts": [{"id": "GB29NWBK60161331926819", "balance": "1250.00"}],
+                "client_id": t.client_id,
+                "txn": t.txn,
+            }))
+            .into_response(),
+            Err(e) => {
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+                let mut r = (status, axum::Json(json!({"error": e.to_string()}))).into_response();
+                if let Ok(h) = e.www_authenticate().parse() {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, h);
+                }
+                r
+            }
+        }
+    }
+    Router::new()
+        .route("/accounts", get(accounts))
+        .with_state(verifier)
+}
+
+fn jwt_claims(jwt: &str) -> serde_json::Value {
+    jwt.split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn field<'a>(v: &'a serde_json::Value, k: &str) -> anyhow::Result<&'a str> {
+    v.get(k)
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| anyhow::anyhow!("response has no {k}: {v}"))
+}
+
+/// Runs the demo.
+pub async fn run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cfg = RawConfig::default().validate(Some(([127, 0, 0, 1], 0).into()))?;
+    let audit = Arc::new(kairos_authz::MemoryAuditLog::default());
+    let server = crate::serve::start(&cfg, dir.path(), audit.clone(), vec![]).await?;
+    let issuer = server.state.settings().issuer.clone();
+    let ca_pem = server.data.ca.certificate_pem().to_owned();
+    println!(
+        "== Kairos is listening at {issuer} (data in {})",
+        dir.path().display()
+    );
+
+    // 1. an SVID for the workload (offline bootstrap, as `kairos svid issue` does)
+    let id = SpiffeId::parse(&format!("spiffe://{}/payments-app", cfg.trust_domain))?;
+    let svid = server.data.ca.issue_svid(
+        &id,
+        KeySource::Generate(KeyType::P256),
+        None,
+        OffsetDateTime::now_utc(),
+    )?;
+    let svid_key = svid
+        .private_key_pem()
+        .ok_or_else(|| anyhow::anyhow!("no SVID key"))?;
+    println!(
+        "\n1. SVID for {id}: serial {}, valid until {}",
+        svid.serial_hex(),
+        svid.not_after
+    );
+
+    // 2. a transaction certificate
+    let as_workload = MtlsClient::new(&ca_pem, Some((&svid.pem, &svid_key)), server.addr)?;
+    let req = json!({
+        "transaction_id": "txn-demo-0001",
+        "session_id": "sess-42",
+        "context": {"device": "pixel-8", "geo": "GB-LND", "user_agent": "bank-app/4.2"},
+        "ttl_seconds": 300,
+    });
+    let r = as_workload
+        .send(
+            "POST",
+            "/certificates",
+            &[("content-type", "application/json")],
+            req.to_string(),
+        )
+        .await?;
+    anyhow::ensure!(
+        r.status == StatusCode::OK,
+        "POST /certificates: {} {}",
+        r.status,
+        r.json()
+    );
+    let issued = r.json();
+    let txn_cert = field(&issued, "certificate")?.to_owned();
+    let txn_key = field(&issued, "private_key")?.to_owned();
+    let parsed = PeerCertificate::from_pem(txn_cert.as_bytes())?;
+    println!("\n2. POST /certificates (mTLS with the SVID) -> transaction certificate");
+    println!("   subject      {}", parsed.subject());
+    println!(
+        "   SAN URI      {}",
+        parsed
+            .spiffe_id()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
+    println!("   serial       {}", field(&issued, "serial")?);
+    println!("   x5t#S256     {}", field(&issued, "x5t#S256")?);
+    println!("   not after    {}", field(&issued, "not_after")?);
+    if let Some(t) = parsed.transaction() {
+        let ctx: BTreeMap<_, _> = t.entries().clone();
+        println!(
+            "   context ext  {} = {{transaction_id: {}, session_id: {:?}, context: {:?}}}",
+            kairos_issuer::TRANSACTION_CONTEXT_OID_STR,
+            t.transaction_id(),
+            t.session_id(),
+            ctx
+        );
+    }
+
+    // 3. a token bound to it
+    let as_txn = MtlsClient::new(&ca_pem, Some((&txn_cert, &txn_key)), server.addr)?;
+    let r = as_txn
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "payments-app"),
+                ("scope", "accounts"),
+            ],
+        )
+        .await?;
+    anyhow::ensure!(
+        r.status == StatusCode::OK,
+        "POST /token: {} {}",
+        r.status,
+        r.json()
+    );
+    let token = field(&r.json(), "access_token")?.to_owned();
+    println!("\n3. POST /token (mTLS with the transaction certificate) -> bound access token");
+    println!("{}", serde_json::to_string_pretty(&jwt_claims(&token))?);
+
+    // 4. a protected resource checks the binding against its own TLS peer
+    let jwks = as_txn.send("GET", "/jwks", &[], "").await?;
+    let verifier = Arc::new(Verifier::from_jwks_json(
+        std::str::from_utf8(&jwks.body)?,
+        issuer.clone(),
+        server.state.settings().audience.clone(),
+    )?);
+    let tls =
+        crate::tls::server_config(&server.data.server_chain_pem, &server.data.server_key_pem)?;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let rs_addr = listener.local_addr()?;
+    let (stop_rs, rx) = watch::channel(false);
+    let rs = tokio::spawn(crate::tls::serve(
+        listener,
+        tls,
+        resource_router(verifier),
+        rx,
+    ));
+    let bearer = format!("Bearer {token}");
+    let ok = MtlsClient::new(&ca_pem, Some((&txn_cert, &txn_key)), rs_addr)?
+        .send("GET", "/accounts", &[("authorization", &bearer)], "")
+        .await?;
+    println!(
+        "\n4. GET https://{rs_addr}/accounts with the same certificate -> {} {}",
+        ok.status,
+        String::from_utf8_lossy(&ok.body)
+    );
+
+    // 5. the same token with another certificate
+    let other = as_workload
+        .send(
+            "POST",
+            "/certificates",
+            &[("content-type", "application/json")],
+            json!({"transaction_id": "txn-demo-0002"}).to_string(),
+        )
+        .await?
+        .json();
+    let other_cert = field(&other, "certificate")?;
+    let other_key = field(&other, "private_key")?;
+    let refused = MtlsClient::new(&ca_pem, Some((other_cert, other_key)), rs_addr)?
+        .send("GET", "/accounts", &[("authorization", &bearer)], "")
+        .await?;
+    println!(
+        "\n5. the same token over a connection with another certificate -> {} {}\n   WWW-Authenticate: {}",
+        refused.status,
+        String::from_utf8_lossy(&refused.body),
+        refused
+            .headers
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+    );
+    println!("\n{} ledger records written", audit.events().len());
+    let _ = stop_rs.send(true);
+    let _ = rs.await;
+    server.stop().await;
+    anyhow::ensure!(ok.status == StatusCode::OK, "the bound token was refused");
+    anyhow::ensure!(
+        refused.status == StatusCode::UNAUTHORIZED,
+        "the token was accepted with another certificate"
+    );
+    Ok(())
+}

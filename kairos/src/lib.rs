@@ -1,0 +1,12 @@
+//! # kairos
+//!
+//! The Kairos binary's library: configuration, the data directory, the standalone TLS edge,
+//! the demo and a small mTLS client. Business logic lives in `kairos-issuer`, `kairos-authz`
+//! and `kairos-ledger`; this crate only wires them.
+
+pub mod bootstrap;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod serve;
+pub mod tls;

@@ -1,0 +1,245 @@
+//! `kairos`: run the service, issue SVIDs, walk the demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use kairos::config::RawConfig;
+use kairos_issuer::{KeySource, KeyType, SpiffeId, write_secret_file};
+use time::{Duration, OffsetDateTime};
+
+#[derive(Parser)]
+#[command(
+    name = "kairos",
+    version,
+    about = "Per-transaction mTLS identities and certificate-bound tokens"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the token service (TLS on loopback by default).
+    Serve {
+        /// Configuration file (default: kairos.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (CA, server certificate, keys, ledger).
+        #[arg(long, default_value = "./kairos-data")]
+        data_dir: PathBuf,
+        /// Listen address (overrides the configuration).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// SPIFFE X509-SVIDs.
+    Svid {
+        #[command(subcommand)]
+        cmd: SvidCmd,
+    },
+    /// Walk the whole flow on loopback and print each step.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum SvidCmd {
+    /// Issue an SVID for a workload (writes svid.pem and svid.key into --out).
+    Issue {
+        /// Data directory holding the CA.
+        #[arg(long, default_value = "./kairos-data")]
+        data_dir: PathBuf,
+        /// The workload's SPIFFE ID.
+        #[arg(long)]
+        spiffe_id: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: i64,
+        /// Configuration file (for the trust domain).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Exit code for bad configuration (sysexits EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+fn load_config(
+    path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> Result<kairos::config::Config, String> {
+    let raw = match path {
+        Some(p) => RawConfig::read(&p).map_err(|e| e.to_string())?,
+        None if std::path::Path::new("kairos.toml").exists() => {
+            RawConfig::read(std::path::Path::new("kairos.toml")).map_err(|e| e.to_string())?
+        }
+        None => RawConfig::default(),
+    };
+    raw.validate(listen).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kairos: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.cmd {
+        Cmd::Serve {
+            config,
+            data_dir,
+            listen,
+        } => {
+            let cfg = match load_config(config, listen) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("kairos: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match rt.block_on(serve(cfg, data_dir)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kairos: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Svid {
+            cmd:
+                SvidCmd::Issue {
+                    data_dir,
+                    spiffe_id,
+                    out,
+                    ttl_hours,
+                    config,
+                },
+        } => {
+            let cfg = match load_config(config, None) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("kairos: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match svid_issue(&cfg, &data_dir, &spiffe_id, &out, ttl_hours) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kairos: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Demo => match rt.block_on(kairos::demo::run()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kairos demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(cfg: kairos::config::Config, data_dir: PathBuf) -> anyhow::Result<()> {
+    let audit = Arc::new(kairos_authz::MemoryAuditLog::default());
+    let running = kairos::serve::start(&cfg, &data_dir, audit, vec![]).await?;
+    let issuer = running.state.settings().issuer.clone();
+    if running.data.created {
+        println!(
+            "Created {} (dev CA, server certificate, token key)",
+            data_dir.display()
+        );
+    }
+    println!("Kairos issuer: {issuer}");
+    println!("  discovery:   {issuer}/.well-known/oauth-authorization-server");
+    println!("  CA bundle:   {}", data_dir.join("ca.pem").display());
+    shutdown_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn svid_issue(
+    cfg: &kairos::config::Config,
+    data_dir: &std::path::Path,
+    spiffe_id: &str,
+    out: &std::path::Path,
+    ttl_hours: i64,
+) -> anyhow::Result<()> {
+    if !data_dir.join("ca.pem").exists() {
+        anyhow::bail!(
+            "{} holds no CA: run `kairos serve --data-dir {}` once first",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    let data = kairos::bootstrap::open(
+        data_dir,
+        &cfg.trust_domain,
+        cfg.token_alg,
+        &["localhost".to_owned()],
+        &[[127, 0, 0, 1].into()],
+        OffsetDateTime::now_utc(),
+    )?;
+    let id = SpiffeId::parse(spiffe_id)?;
+    let issued = data.ca.issue_svid(
+        &id,
+        KeySource::Generate(KeyType::P256),
+        Some(Duration::hours(ttl_hours)),
+        OffsetDateTime::now_utc(),
+    )?;
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("svid.pem"),
+        format!("{}{}", issued.pem, issued.chain_pem),
+    )?;
+    let key = issued
+        .private_key_pem()
+        .ok_or_else(|| anyhow::anyhow!("no key generated"))?;
+    write_secret_file(&out.join("svid.key"), key.as_bytes())?;
+    println!(
+        "Wrote {} and {} for {id} (valid until {})",
+        out.join("svid.pem").display(),
+        out.join("svid.key").display(),
+        issued.not_after
+    );
+    Ok(())
+}
