@@ -1,0 +1,15 @@
+//! End-to-end tests of `kairos serve`: real TLS handshakes on loopback, real clients with
+//! client certificates, independent checks with the `openssl` CLI and Python's PyJWT.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+mod oauth;
+mod tls;
