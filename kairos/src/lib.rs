@@ -8,5 +8,6 @@ pub mod bootstrap;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod loadgen;
 pub mod serve;
 pub mod tls;

@@ -34,6 +34,9 @@ enum Cmd {
         /// Listen address (overrides the configuration).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Tokio worker threads (default: one per core).
+        #[arg(long)]
+        workers: Option<std::num::NonZeroUsize>,
     },
     /// SPIFFE X509-SVIDs.
     Svid {
@@ -42,6 +45,8 @@ enum Cmd {
     },
     /// Walk the whole flow on loopback and print each step.
     Demo,
+    /// Load-test `POST /token` on a running server over mTLS.
+    Bench(kairos::loadgen::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -92,10 +97,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut rt_builder = tokio::runtime::Builder::new_multi_thread();
+    if let Cmd::Serve {
+        workers: Some(n), ..
+    } = &cli.cmd
     {
+        rt_builder.worker_threads(n.get());
+    }
+    let rt = match rt_builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kairos: cannot start the runtime: {e}");
@@ -107,6 +116,7 @@ fn main() -> ExitCode {
             config,
             data_dir,
             listen,
+            ..
         } => {
             let cfg = match load_config(config, listen) {
                 Ok(c) => c,
@@ -152,6 +162,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("kairos demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Bench(args) => match rt.block_on(kairos::loadgen::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kairos bench: {e:#}");
                 ExitCode::FAILURE
             }
         },
