@@ -94,10 +94,18 @@ pub struct AuditMeta {
     pub time: OffsetDateTime,
 }
 
-/// The ledger cannot durably record the event.
+/// The event could not be recorded.
 #[derive(Debug, thiserror::Error)]
-#[error("audit log unavailable: {0}")]
-pub struct AuditError(pub String);
+#[non_exhaustive]
+pub enum AuditError {
+    /// The ledger cannot durably record now: nothing may be issued.
+    #[error("audit log unavailable: {0}")]
+    Unavailable(String),
+    /// A record with this request id (and transaction and kind) already exists: this is a
+    /// retry, and what it would issue now would not be the recorded one.
+    #[error("request already recorded")]
+    Duplicate,
+}
 
 /// The audit port.
 #[async_trait]
@@ -128,11 +136,11 @@ impl MemoryAuditLog {
 impl AuditLog for MemoryAuditLog {
     async fn record(&self, event: AuditEvent, meta: AuditMeta) -> Result<(), AuditError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(AuditError("configured to fail".into()));
+            return Err(AuditError::Unavailable("configured to fail".into()));
         }
         self.events
             .lock()
-            .map_err(|_| AuditError("poisoned".into()))?
+            .map_err(|_| AuditError::Unavailable("poisoned".into()))?
             .push((event, meta));
         Ok(())
     }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use crate::audit::{AuditEvent, AuditMeta};
+use crate::audit::{AuditError, AuditEvent, AuditMeta};
 use crate::authn::{AuthenticatedClient, ClientCertificate, authenticate};
 use crate::error::{ErrorCode, OAuthError, no_store};
 use crate::form::parse_form;
@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))
         .route("/jwks", get(jwks))
+        .route("/ledger/jwks", get(ledger_jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/.well-known/openid-configuration", get(metadata))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
@@ -132,6 +133,19 @@ async fn client_auth(
                 tracing::warn!(error = %e, "could not record a client-authentication failure");
             }
             Err(f.error)
+        }
+    }
+}
+
+/// What the client is told when the ledger refuses a record: nothing is issued.
+fn audit_refusal(e: &AuditError, what: &str) -> OAuthError {
+    match e {
+        AuditError::Duplicate => OAuthError::invalid_request(
+            "this X-Request-Id was already used for this transaction; retry with a new one",
+        ),
+        other => {
+            tracing::error!(error = %other, "ledger write failed; {what} withheld");
+            OAuthError::unavailable()
         }
     }
 }
@@ -234,10 +248,7 @@ async fn token(
             meta,
         )
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "ledger write failed; token withheld");
-            OAuthError::unavailable()
-        })?;
+        .map_err(|e| audit_refusal(&e, "token"))?;
     let mut body = json!({
         "access_token": jwt,
         "token_type": "Bearer",
@@ -330,7 +341,7 @@ async fn revoke(
                 meta.clone(),
             )
             .await
-            .map_err(|_| OAuthError::unavailable())?;
+            .map_err(|e| audit_refusal(&e, "revocation"))?;
         if let Ok(mut r) = s.revoked.lock() {
             let now = meta.time.unix_timestamp();
             r.retain(|_, exp| *exp > now);
@@ -341,9 +352,13 @@ async fn revoke(
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    let mut keys = vec![state.0.token_key.public_jwk().clone()];
-    keys.extend(state.0.extra_jwks.iter().cloned());
-    Json(json!({ "keys": keys })).into_response()
+    Json(json!({ "keys": [state.0.token_key.public_jwk()] })).into_response()
+}
+
+/// The ledger's public keys, kept apart from the token keys so that a resource server that
+/// trusts `/jwks` never trusts a ledger key.
+async fn ledger_jwks(State(state): State<AppState>) -> Response {
+    Json(json!({ "keys": state.0.extra_jwks })).into_response()
 }
 
 async fn metadata(State(state): State<AppState>) -> Response {
@@ -536,10 +551,7 @@ async fn certificates(
             meta,
         )
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "ledger write failed; certificate withheld");
-            OAuthError::unavailable()
-        })?;
+        .map_err(|e| audit_refusal(&e, "certificate"))?;
     let mut body = json!({
         "certificate": issued.pem,
         "chain": issued.chain_pem,

@@ -70,7 +70,7 @@ pub struct AppStateBuilder {
     pub trust: ClientTrust,
     /// The token-signing key.
     pub token_key: Arc<TokenKey>,
-    /// Further public JWKs to publish in `/jwks` (e.g. the ledger key).
+    /// The ledger's public JWKs, published at `/ledger/jwks`.
     pub extra_jwks: Vec<Value>,
     /// The audit port.
     pub audit: Arc<dyn AuditLog>,

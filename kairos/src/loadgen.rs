@@ -24,7 +24,9 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use kairos_issuer::{CertificateAuthority, IssuancePolicy, KeySource, KeyType, LocalSigner, SpiffeId};
+use kairos_issuer::{
+    CertificateAuthority, IssuancePolicy, KeySource, KeyType, LocalSigner, SpiffeId,
+};
 use rustls::pki_types::ServerName;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -155,7 +157,10 @@ pub struct Latency {
 
 /// Parses `https://host:port[/]` or `host:port`.
 fn parse_target(t: &str) -> anyhow::Result<SocketAddr> {
-    let s = t.strip_prefix("https://").unwrap_or(t).trim_end_matches('/');
+    let s = t
+        .strip_prefix("https://")
+        .unwrap_or(t)
+        .trim_end_matches('/');
     s.parse()
         .with_context(|| format!("--target {t}: expected https://IP:PORT"))
 }
@@ -493,13 +498,14 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             lat.iter().map(|&n| n as f64).sum::<f64>() / lat.len() as f64 / 1000.0
         },
     };
-    let per_req = |ticks: u64| {
-        (all.ok > 0).then(|| ticks as f64 / tck as f64 * 1e6 / all.ok as f64)
-    };
+    let per_req =
+        |ticks: u64| (all.ok > 0).then(|| ticks as f64 / tck as f64 * 1e6 / all.ok as f64);
     let server_ticks = server_before
         .zip(server_after)
         .map(|(b, a)| a.saturating_sub(b));
-    let client_ticks = self_before.zip(self_after).map(|(b, a)| a.saturating_sub(b));
+    let client_ticks = self_before
+        .zip(self_after)
+        .map(|(b, a)| a.saturating_sub(b));
     Ok(BenchReport {
         mode: args.mode.as_str(),
         connections: args.connections,

@@ -37,6 +37,39 @@ enum Cmd {
         /// Tokio worker threads (default: one per core).
         #[arg(long)]
         workers: Option<std::num::NonZeroUsize>,
+        /// Ledger backend: `embedded` (SQLite in the data directory) or `dynamodb`.
+        #[arg(long, default_value = "embedded")]
+        store: String,
+        /// DynamoDB table (with --store dynamodb).
+        #[arg(long)]
+        table: Option<String>,
+        /// DynamoDB endpoint override (e.g. http://127.0.0.1:8000 for DynamoDB Local).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// AWS region (default: from the environment).
+        #[arg(long)]
+        region: Option<String>,
+        /// Ledger chain shards.
+        #[arg(long, default_value_t = kairos_ledger::DEFAULT_SHARDS)]
+        ledger_shards: u32,
+        /// Seconds between signed checkpoints of the chain heads.
+        #[arg(long, default_value_t = 60)]
+        checkpoint_seconds: u64,
+    },
+    /// The auditor's view of the ledger.
+    Audit {
+        /// Where the ledger is.
+        #[command(flatten)]
+        store: kairos::audit_cli::StoreArgs,
+        /// What to do.
+        #[command(subcommand)]
+        cmd: kairos::audit_cli::AuditCmd,
+    },
+    /// Ledger administration.
+    Ledger {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: LedgerCmd,
     },
     /// SPIFFE X509-SVIDs.
     Svid {
@@ -47,6 +80,22 @@ enum Cmd {
     Demo,
     /// Load-test `POST /token` on a running server over mTLS.
     Bench(kairos::loadgen::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum LedgerCmd {
+    /// Create the DynamoDB ledger table (key schema, GSIs, TTL attribute).
+    CreateTable {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// Endpoint override (DynamoDB Local).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// AWS region.
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -116,8 +165,25 @@ fn main() -> ExitCode {
             config,
             data_dir,
             listen,
+            store,
+            table,
+            endpoint,
+            region,
+            ledger_shards,
+            checkpoint_seconds,
             ..
         } => {
+            let ledger_args = LedgerArgs {
+                store: kairos::audit_cli::StoreArgs {
+                    data_dir: data_dir.clone(),
+                    store,
+                    table,
+                    endpoint,
+                    region,
+                },
+                shards: ledger_shards,
+                checkpoint_seconds,
+            };
             let cfg = match load_config(config, listen) {
                 Ok(c) => c,
                 Err(e) => {
@@ -125,7 +191,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match rt.block_on(serve(cfg, data_dir)) {
+            match rt.block_on(serve(cfg, data_dir, ledger_args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("kairos: {e:#}");
@@ -158,6 +224,46 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Audit { store, cmd } => match rt.block_on(kairos::audit_cli::run(&store, cmd)) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("kairos audit: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Ledger {
+            cmd:
+                LedgerCmd::CreateTable {
+                    table,
+                    endpoint,
+                    region,
+                },
+        } => {
+            let args = kairos::audit_cli::StoreArgs {
+                data_dir: PathBuf::from("."),
+                store: "dynamodb".into(),
+                table: Some(table.clone()),
+                endpoint,
+                region,
+            };
+            let r = rt.block_on(async {
+                let client = args.dynamo_config(table.clone()).client().await;
+                kairos_ledger::create_table(&client, &table).await
+            });
+            match r {
+                Ok(created) => {
+                    println!(
+                        "table {table}: {}",
+                        if created { "created" } else { "already exists" }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("kairos ledger create-table: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Demo => match rt.block_on(kairos::demo::run()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -175,9 +281,54 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(cfg: kairos::config::Config, data_dir: PathBuf) -> anyhow::Result<()> {
-    let audit = Arc::new(kairos_authz::MemoryAuditLog::default());
-    let running = kairos::serve::start(&cfg, &data_dir, audit, vec![]).await?;
+struct LedgerArgs {
+    store: kairos::audit_cli::StoreArgs,
+    shards: u32,
+    checkpoint_seconds: u64,
+}
+
+async fn serve(
+    cfg: kairos::config::Config,
+    data_dir: PathBuf,
+    ledger_args: LedgerArgs,
+) -> anyhow::Result<()> {
+    let ledger = match ledger_args.store.store.as_str() {
+        "embedded" => kairos::ledger_audit::open_embedded(&data_dir, ledger_args.shards)?,
+        "dynamodb" => {
+            let table = ledger_args
+                .store
+                .table
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--store dynamodb needs --table"))?;
+            std::fs::create_dir_all(&data_dir)?;
+            let key = kairos::ledger_audit::load_or_create_key(&data_dir)?;
+            let store =
+                kairos_ledger::DynamoStore::connect(&ledger_args.store.dynamo_config(table)).await;
+            Arc::new(kairos_ledger::Ledger::new(
+                Arc::new(store),
+                key,
+                ledger_args.shards,
+            ))
+        }
+        other => anyhow::bail!("--store must be embedded or dynamodb, not {other:?}"),
+    };
+    // the public key, for auditors (also served at /ledger/jwks)
+    std::fs::write(
+        data_dir.join("ledger-public.pem"),
+        ledger.key().public_spki_pem()?,
+    )?;
+    let ledger_jwk = serde_json::to_value(ledger.key().public_jwk())?;
+    let checkpoints = kairos_ledger::spawn_checkpoint_task(
+        ledger.clone(),
+        std::time::Duration::from_secs(ledger_args.checkpoint_seconds.max(1)),
+        || {
+            i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(0)
+        },
+        |e| tracing::warn!(error = %e, "ledger checkpoint failed"),
+    );
+    let audit = Arc::new(kairos::ledger_audit::LedgerAudit::new(ledger.clone()));
+    let running = kairos::serve::start(&cfg, &data_dir, audit, vec![ledger_jwk]).await?;
     let issuer = running.state.settings().issuer.clone();
     if running.data.created {
         println!(
@@ -188,8 +339,19 @@ async fn serve(cfg: kairos::config::Config, data_dir: PathBuf) -> anyhow::Result
     println!("Kairos issuer: {issuer}");
     println!("  discovery:   {issuer}/.well-known/oauth-authorization-server");
     println!("  CA bundle:   {}", data_dir.join("ca.pem").display());
+    println!(
+        "  ledger:      {} ({})",
+        ledger_args.store.store,
+        data_dir.join("ledger-public.pem").display()
+    );
     shutdown_signal().await;
     running.stop().await;
+    checkpoints.abort();
+    let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(0);
+    if let Err(e) = ledger.checkpoint(now_ms).await {
+        tracing::warn!(error = %e, "final ledger checkpoint failed");
+    }
     Ok(())
 }
 

@@ -1,1 +1,38 @@
-//! stub
+//! Kairos ledger: signed, hash-chained records of every certificate, token and decision.
+//!
+//! - [`RecordBody`] is what happened; [`Record`] is the signed, chained envelope with a
+//!   documented canonical encoding (see `ledger/README.md`).
+//! - [`Ledger`] signs with a [`LedgerKey`], chains (sharded by transaction id) and appends
+//!   through a [`Store`]: [`SqliteStore`] (embedded default) or [`DynamoStore`].
+//! - [`Ledger::verify_all`] / [`verify_store`] / [`verify_records`] verify with public keys only.
+//!
+//! The crate never reads the clock: times are parameters.
+
+mod checkpoint;
+mod dynamo;
+
+mod key;
+mod ledger;
+mod record;
+mod sqlite;
+mod store;
+mod verify;
+
+pub use checkpoint::{CHECKPOINT_PREFIX, CHECKPOINT_VERSION, Checkpoint, CheckpointContent};
+pub use dynamo::{DynamoConfig, DynamoStore, TTL_ATTRIBUTE, create_table};
+
+pub use key::{Jwk, Jwks, KeyError, LedgerKey, PublicKeySet, VerifyingKey};
+pub use ledger::{
+    AppendReceipt, DEFAULT_SHARDS, Ledger, LedgerError, MAX_APPEND_ATTEMPTS, RecordMeta,
+    spawn_checkpoint_task, verify_store,
+};
+pub use record::{
+    GENESIS_PREV, MAX_RECORD_BYTES, RECORD_PREFIX, RECORD_VERSION, Record, RecordBody,
+    RecordContent, SYSTEM_CHAIN, chain_for, idempotency_key, normalize_serial, sha256_hex,
+};
+pub use sqlite::SqliteStore;
+pub use store::{AppendFuture, ChainHead, MAX_PAGE_SIZE, Page, Query, Store, StoreError};
+pub use verify::{
+    Completeness, Problem, VerifyFailure, VerifyReport, check_checkpoint_signature, check_record,
+    verify_records,
+};

@@ -1,0 +1,134 @@
+//! The audit port backed by the signed, hash-chained ledger.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kairos_authz::{AuditError, AuditEvent, AuditLog, AuditMeta};
+use kairos_ledger::{Ledger, LedgerKey, RecordBody, RecordMeta, SqliteStore, Store};
+
+/// Records every event in the ledger before the handler may answer.
+#[derive(Debug, Clone)]
+pub struct LedgerAudit {
+    ledger: Arc<Ledger>,
+}
+
+impl LedgerAudit {
+    /// Wraps a ledger.
+    pub fn new(ledger: Arc<Ledger>) -> Self {
+        Self { ledger }
+    }
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+}
+
+/// Maps an authz event to a ledger record body.
+pub fn record_body(event: AuditEvent) -> Option<RecordBody> {
+    Some(match event {
+        AuditEvent::CertificateIssued {
+            serial_hex,
+            x5t_s256,
+            spiffe_id,
+            client_id: _,
+            transaction_id,
+            session_id,
+            context,
+            not_before,
+            not_after,
+            key_generated,
+            requester_x5t_s256,
+        } => RecordBody::CertificateIssued {
+            serial_hex,
+            x5t_s256,
+            spiffe_id,
+            transaction_id,
+            session_id,
+            context,
+            not_before: not_before.unix_timestamp(),
+            not_after: not_after.unix_timestamp(),
+            key_generated,
+            requester_x5t_s256: Some(requester_x5t_s256),
+        },
+        AuditEvent::TokenIssued {
+            jti,
+            client_id,
+            scope,
+            cnf_x5t_s256,
+            txn,
+            exp,
+            grant_type,
+        } => RecordBody::TokenIssued {
+            jti,
+            client_id,
+            scope,
+            cnf_x5t_s256,
+            txn,
+            exp: exp.unix_timestamp(),
+            grant_type,
+        },
+        AuditEvent::TokenRevoked {
+            jti,
+            client_id,
+            reason,
+        } => RecordBody::TokenRevoked {
+            jti,
+            client_id,
+            reason,
+        },
+        AuditEvent::ClientAuthFailed {
+            client_id,
+            reason_code,
+            presented_x5t_s256,
+        } => RecordBody::ClientAuthFailed {
+            client_id,
+            reason_code: reason_code.to_owned(),
+            presented_x5t_s256,
+        },
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl AuditLog for LedgerAudit {
+    async fn record(&self, event: AuditEvent, meta: AuditMeta) -> Result<(), AuditError> {
+        let client_id = match &event {
+            AuditEvent::CertificateIssued { client_id, .. } => Some(client_id.clone()),
+            _ => None,
+        };
+        let body = record_body(event)
+            .ok_or_else(|| AuditError::Unavailable("event kind has no ledger record".into()))?;
+        let ms = i64::try_from(meta.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let mut m = RecordMeta::at(ms).request_id(meta.request_id);
+        if let Some(c) = client_id {
+            m = m.client_id(c);
+        }
+        match self.ledger.append(body, m).await {
+            Ok(r) if r.duplicate => Err(AuditError::Duplicate),
+            Ok(_) => Ok(()),
+            Err(e) => Err(AuditError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// Opens the embedded ledger of a data directory (`ledger.sqlite`, key `ledger.key`),
+/// creating both when absent.
+pub fn open_embedded(data_dir: &Path, shards: u32) -> anyhow::Result<Arc<Ledger>> {
+    std::fs::create_dir_all(data_dir)?;
+    let key = load_or_create_key(data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("ledger.sqlite"))?);
+    Ok(Arc::new(Ledger::new(store, key, shards)))
+}
+
+/// Loads `ledger.key` from a data directory, creating it (0600) when absent.
+pub fn load_or_create_key(data_dir: &Path) -> anyhow::Result<LedgerKey> {
+    let path = data_dir.join("ledger.key");
+    if path.exists() {
+        Ok(LedgerKey::load(&path)?)
+    } else {
+        let k = LedgerKey::generate()?;
+        k.save(&path)?;
+        Ok(k)
+    }
+}

@@ -1,0 +1,655 @@
+//! Embedded store: one SQLite file (WAL, `synchronous=FULL`), group commit on a writer thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OptionalExtension as _, params};
+use tokio::sync::oneshot;
+
+use crate::checkpoint::{Checkpoint, CheckpointContent};
+use crate::record::{GENESIS_PREV, Record, RecordContent, normalize_serial};
+use crate::store::{
+    AppendFuture, ChainHead, MAX_CURSOR_LEN, Page, Query, Store, StoreError, check_limit,
+};
+
+/// Most appends committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// Schema, also documented in `ledger/README.md`.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    chain          TEXT    NOT NULL,
+    seq            INTEGER NOT NULL,
+    record_id      TEXT    NOT NULL UNIQUE,
+    kind           TEXT    NOT NULL,
+    time_ms        INTEGER NOT NULL,
+    request_id     TEXT,
+    transaction_id TEXT,
+    client_id      TEXT,
+    serial         TEXT,
+    x5t            TEXT,
+    jti            TEXT,
+    idem_key       TEXT UNIQUE,
+    kid            TEXT    NOT NULL,
+    prev_hash      TEXT    NOT NULL,
+    hash           TEXT    NOT NULL,
+    signature      TEXT    NOT NULL,
+    content        TEXT    NOT NULL,
+    PRIMARY KEY (chain, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_by_txn ON records (transaction_id, time_ms, chain, seq)
+    WHERE transaction_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_by_client ON records (client_id, time_ms, chain, seq)
+    WHERE client_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_by_serial ON records (serial, time_ms, chain, seq)
+    WHERE serial IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_by_x5t ON records (x5t, time_ms, chain, seq)
+    WHERE x5t IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_by_jti ON records (jti, time_ms, chain, seq)
+    WHERE jti IS NOT NULL;
+CREATE TABLE IF NOT EXISTS chains (
+    chain TEXT NOT NULL PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    chain     TEXT    NOT NULL,
+    seq       INTEGER NOT NULL,
+    head_hash TEXT    NOT NULL,
+    time_ms   INTEGER NOT NULL,
+    kid       TEXT    NOT NULL,
+    signature TEXT    NOT NULL,
+    content   TEXT    NOT NULL,
+    PRIMARY KEY (chain, seq)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+";
+
+const RECORD_COLUMNS: &str = "chain, seq, content, hash, signature";
+
+struct Row {
+    record: Record,
+    content_json: String,
+    idem: Option<String>,
+    serial: Option<String>,
+}
+
+enum Op {
+    Append(Box<Row>, oneshot::Sender<Result<(), StoreError>>),
+    Checkpoint(
+        Box<(Checkpoint, String)>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
+}
+
+/// The embedded SQLite store. Cheap to clone; all clones share one writer thread.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::Sender<Op>,
+    readers: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn unavailable(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::unavailable(format!("sqlite {what}"), e)
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(unavailable("open"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(unavailable("busy_timeout"))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the ledger database at `path`.
+    ///
+    /// Durability: WAL with `synchronous=FULL`, so every commit is fsynced before any append
+    /// in it is acknowledged.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_conn(path)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(unavailable("journal_mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend {
+                message: format!("could not enable WAL (journal_mode={mode})"),
+                source: None,
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL;")
+            .map_err(unavailable("synchronous"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| StoreError::backend("sqlite schema", e))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("kairos-ledger-sqlite".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::backend("spawn writer thread", e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: tx,
+                readers: std::sync::Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = lock(&inner.readers).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = open_conn(&inner.path)?;
+                    c.execute_batch("PRAGMA query_only=1;")
+                        .map_err(unavailable("query_only"))?;
+                    c
+                }
+            };
+            let out = f(&conn);
+            lock(&inner.readers).push(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::backend("reader task", e))?
+    }
+
+    fn submit(
+        &self,
+        op_fn: impl FnOnce(oneshot::Sender<Result<(), StoreError>>) -> Op,
+    ) -> AppendFuture<'static> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.inner.writer.send(op_fn(tx));
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err(StoreError::Unavailable {
+                    message: "sqlite writer stopped".into(),
+                    source: None,
+                });
+            }
+            rx.await.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable {
+                    message: "sqlite writer stopped".into(),
+                    source: None,
+                })
+            })
+        })
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = Vec::with_capacity(64);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, batch);
+    }
+}
+
+enum Outcome {
+    Done(Result<(), StoreError>),
+    Fatal(rusqlite::Error),
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<Op>) {
+    let fail_all = |batch: Vec<Op>, msg: &str, err: Option<rusqlite::Error>| {
+        let msg = msg.to_owned();
+        let err = err.map(|e| e.to_string());
+        for op in batch {
+            let e = StoreError::Unavailable {
+                message: match &err {
+                    Some(e) => format!("{msg}: {e}"),
+                    None => msg.clone(),
+                },
+                source: None,
+            };
+            let reply = match op {
+                Op::Append(_, r) | Op::Checkpoint(_, r) => r,
+            };
+            let _ = reply.send(Err(e));
+        }
+    };
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return fail_all(batch, "sqlite begin", Some(e));
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for op in &batch {
+        let outcome = match op {
+            Op::Append(row, _) => apply_append(conn, row),
+            Op::Checkpoint(cp, _) => apply_checkpoint(conn, &cp.0, &cp.1),
+        };
+        match outcome {
+            Outcome::Done(r) => results.push(r),
+            Outcome::Fatal(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return fail_all(batch, "sqlite write", Some(e));
+            }
+        }
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        return fail_all(batch, "sqlite commit", Some(e));
+    }
+    for (op, r) in batch.into_iter().zip(results) {
+        let reply = match op {
+            Op::Append(_, r) | Op::Checkpoint(_, r) => r,
+        };
+        let _ = reply.send(r);
+    }
+}
+
+fn apply_append(conn: &Connection, row: &Row) -> Outcome {
+    let c = &row.record.content;
+    let conflict = || {
+        Outcome::Done(Err(StoreError::Conflict {
+            chain: c.chain.clone(),
+            seq: c.seq,
+        }))
+    };
+    let Ok(seq) = i64::try_from(c.seq) else {
+        return conflict();
+    };
+    if seq < 1 {
+        return conflict();
+    }
+    if seq == 1 {
+        if c.prev != GENESIS_PREV {
+            return conflict();
+        }
+    } else {
+        let prev: Option<String> = match conn
+            .prepare_cached("SELECT hash FROM records WHERE chain = ?1 AND seq = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![c.chain, seq - 1], |r| r.get(0))
+                    .optional()
+            }) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Fatal(e),
+        };
+        if prev.as_deref() != Some(c.prev.as_str()) {
+            return conflict();
+        }
+    }
+    if let Some(idem) = &row.idem {
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM records WHERE idem_key = ?1")
+            .and_then(|mut s| s.exists(params![idem]));
+        match exists {
+            Ok(true) => {
+                return Outcome::Done(Err(StoreError::Duplicate {
+                    idempotency_key: idem.clone(),
+                }));
+            }
+            Ok(false) => {}
+            Err(e) => return Outcome::Fatal(e),
+        }
+    }
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO records (chain, seq, record_id, kind, time_ms, request_id, \
+             transaction_id, client_id, serial, x5t, jti, idem_key, kid, prev_hash, hash, \
+             signature, content) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                c.chain,
+                seq,
+                c.id,
+                c.body.kind(),
+                c.time,
+                c.request_id,
+                c.transaction_id,
+                c.client_id,
+                row.serial,
+                c.body.x5t_s256(),
+                c.body.jti(),
+                row.idem,
+                c.kid,
+                c.prev,
+                row.record.hash,
+                row.record.signature,
+                row.content_json,
+            ])
+        });
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_constraint(&e) => return conflict(),
+        Err(e) => return Outcome::Fatal(e),
+    }
+    if seq == 1
+        && let Err(e) = conn
+            .prepare_cached("INSERT OR IGNORE INTO chains (chain) VALUES (?1)")
+            .and_then(|mut s| s.execute(params![c.chain]))
+    {
+        return Outcome::Fatal(e);
+    }
+    Outcome::Done(Ok(()))
+}
+
+fn apply_checkpoint(conn: &Connection, cp: &Checkpoint, json: &str) -> Outcome {
+    let c = &cp.content;
+    let Ok(seq) = i64::try_from(c.seq) else {
+        return Outcome::Done(Err(StoreError::Invalid("seq out of range".into())));
+    };
+    let r = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO checkpoints (chain, seq, head_hash, time_ms, kid, signature, \
+             content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                c.chain,
+                seq,
+                c.head_hash,
+                c.time,
+                c.kid,
+                cp.signature,
+                json
+            ])
+        })
+        .and_then(|_| {
+            conn.prepare_cached("INSERT OR IGNORE INTO chains (chain) VALUES (?1)")
+                .and_then(|mut s| s.execute(params![c.chain]))
+        });
+    match r {
+        Ok(_) => Outcome::Done(Ok(())),
+        Err(e) => Outcome::Fatal(e),
+    }
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
+}
+
+fn read_err(e: rusqlite::Error) -> StoreError {
+    StoreError::unavailable("sqlite read", e)
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record, StoreError>> {
+    let chain: String = r.get(0)?;
+    let seq: i64 = r.get(1)?;
+    let content: String = r.get(2)?;
+    let hash: String = r.get(3)?;
+    let signature: String = r.get(4)?;
+    Ok(match serde_json::from_str::<RecordContent>(&content) {
+        Ok(content) => Ok(Record {
+            content,
+            hash,
+            signature,
+        }),
+        Err(e) => Err(StoreError::Corrupt {
+            chain,
+            seq: u64::try_from(seq).unwrap_or(0),
+            reason: e.to_string(),
+        }),
+    })
+}
+
+fn row_to_checkpoint(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Checkpoint, StoreError>> {
+    let chain: String = r.get(0)?;
+    let seq: i64 = r.get(1)?;
+    let content: String = r.get(2)?;
+    let signature: String = r.get(3)?;
+    Ok(match serde_json::from_str::<CheckpointContent>(&content) {
+        Ok(content) => Ok(Checkpoint { content, signature }),
+        Err(e) => Err(StoreError::Corrupt {
+            chain,
+            seq: u64::try_from(seq).unwrap_or(0),
+            reason: format!("checkpoint: {e}"),
+        }),
+    })
+}
+
+fn collect<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    f: fn(&rusqlite::Row<'_>) -> rusqlite::Result<Result<T, StoreError>>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = stmt.query_map(params, f).map_err(read_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.map_err(read_err)??);
+    }
+    Ok(out)
+}
+
+fn encode_cursor(r: &Record) -> String {
+    let (t, c, s) = r.query_order_key();
+    B64.encode(serde_json::json!([t, c, s]).to_string())
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, String, i64), StoreError> {
+    let bad = || StoreError::Invalid("bad cursor".into());
+    if cursor.len() > MAX_CURSOR_LEN {
+        return Err(bad());
+    }
+    let bytes = B64.decode(cursor).map_err(|_| bad())?;
+    let (t, c, s): (i64, String, i64) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((t, c, s))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn head(&self, chain: &str) -> Result<Option<ChainHead>, StoreError> {
+        let chain = chain.to_owned();
+        self.read(move |conn| {
+            let row: Option<(i64, String)> = conn
+                .prepare_cached(
+                    "SELECT seq, hash FROM records WHERE chain = ?1 ORDER BY seq DESC LIMIT 1",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![chain], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(read_err)?;
+            Ok(row.map(|(seq, hash)| ChainHead {
+                seq: u64::try_from(seq).unwrap_or(0),
+                hash,
+            }))
+        })
+        .await
+    }
+
+    async fn append(&self, record: &Record) -> Result<(), StoreError> {
+        self.submit_append(record.clone()).await
+    }
+
+    fn submit_append<'a>(&'a self, record: Record) -> AppendFuture<'a> {
+        let content_json = match record.content.canonical_json() {
+            Ok(j) => j,
+            Err(e) => {
+                return Box::pin(async move { Err(StoreError::backend("encode record", e)) });
+            }
+        };
+        let row = Row {
+            idem: record.idempotency_key(),
+            serial: record.content.body.serial().map(|s| normalize_serial(&s)),
+            content_json,
+            record,
+        };
+        self.submit(|tx| Op::Append(Box::new(row), tx))
+    }
+
+    fn ordered_submission(&self) -> bool {
+        true
+    }
+
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records WHERE idem_key = ?1"
+                ))
+                .map_err(read_err)?;
+            Ok(collect(&mut s, params![key], row_to_record)?
+                .into_iter()
+                .next())
+        })
+        .await
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&checkpoint.content)
+            .map_err(|e| StoreError::backend("encode checkpoint", e))?;
+        let cp = checkpoint.clone();
+        self.submit(|tx| Op::Checkpoint(Box::new((cp, json)), tx))
+            .await
+    }
+
+    async fn latest_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        self.read(|conn| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT chain, seq, content, signature FROM checkpoints c \
+                     WHERE seq = (SELECT MAX(seq) FROM checkpoints d WHERE d.chain = c.chain) \
+                     ORDER BY chain",
+                )
+                .map_err(read_err)?;
+            collect(&mut s, [], row_to_checkpoint)
+        })
+        .await
+    }
+
+    async fn checkpoints(&self, chain: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let chain = chain.to_owned();
+        self.read(move |conn| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT chain, seq, content, signature FROM checkpoints WHERE chain = ?1 \
+                     ORDER BY seq",
+                )
+                .map_err(read_err)?;
+            collect(&mut s, params![chain], row_to_checkpoint)
+        })
+        .await
+    }
+
+    async fn query(
+        &self,
+        query: &Query,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        check_limit(limit)?;
+        let after = cursor.map(decode_cursor).transpose()?;
+        let (mut sql, mut args): (String, Vec<Value>) = match query {
+            Query::Transaction(t) => ("transaction_id = ?".into(), vec![t.clone().into()]),
+            Query::Client {
+                client_id,
+                since_ms,
+                until_ms,
+            } => (
+                "client_id = ? AND time_ms >= ? AND time_ms <= ?".into(),
+                vec![
+                    client_id.clone().into(),
+                    (*since_ms).into(),
+                    (*until_ms).into(),
+                ],
+            ),
+            Query::Serial(s) => ("serial = ?".into(), vec![normalize_serial(s).into()]),
+            Query::Thumbprint(x) => ("x5t = ?".into(), vec![x.clone().into()]),
+            Query::Jti(j) => ("jti = ?".into(), vec![j.clone().into()]),
+        };
+        if let Some((t, c, s)) = after {
+            sql.push_str(" AND (time_ms, chain, seq) > (?, ?, ?)");
+            args.extend([t.into(), c.into(), s.into()]);
+        }
+        args.push(i64::from(limit + 1).into());
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE {sql} ORDER BY time_ms, chain, seq LIMIT ?"
+        );
+        let mut records = self
+            .read(move |conn| {
+                let mut s = conn.prepare_cached(&sql).map_err(read_err)?;
+                collect(&mut s, rusqlite::params_from_iter(args), row_to_record)
+            })
+            .await?;
+        let next_cursor = if records.len() > limit as usize {
+            records.truncate(limit as usize);
+            records.last().map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(Page {
+            records,
+            next_cursor,
+        })
+    }
+
+    async fn scan_chain(
+        &self,
+        chain: &str,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        check_limit(limit)?;
+        let chain = chain.to_owned();
+        let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records WHERE chain = ?1 AND seq >= ?2 \
+                     ORDER BY seq LIMIT ?3"
+                ))
+                .map_err(read_err)?;
+            collect(&mut s, params![chain, from, limit], row_to_record)
+        })
+        .await
+    }
+
+    async fn chains(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT chain FROM chains UNION SELECT DISTINCT chain FROM checkpoints \
+                     ORDER BY 1",
+                )
+                .map_err(read_err)?;
+            let rows = s
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(read_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(read_err)
+        })
+        .await
+    }
+}

@@ -1,0 +1,476 @@
+//! Verification of records, chains and checkpoints — needs only public keys.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint};
+use crate::key::PublicKeySet;
+use crate::record::{GENESIS_PREV, RECORD_VERSION, Record, sha256_hex};
+
+/// What is wrong with a record or checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Problem {
+    /// The stored data could not be decoded.
+    Unreadable {
+        /// Decoder message.
+        reason: String,
+    },
+    /// Unknown format version.
+    UnsupportedVersion {
+        /// Version found.
+        version: u32,
+    },
+    /// The record names another chain than the one it is stored in.
+    WrongChain {
+        /// Chain named in the record.
+        found: String,
+    },
+    /// Records are missing before this one (`expected..found` absent).
+    MissingRecords {
+        /// First missing seq.
+        expected: u64,
+        /// Seq of the record found instead.
+        found: u64,
+    },
+    /// The record's signed seq is not its position (records reordered or moved).
+    SequenceMismatch {
+        /// Position in the chain.
+        expected: u64,
+        /// Seq inside the signed record.
+        found: u64,
+    },
+    /// Two different records claim the same position (fork).
+    Fork,
+    /// The stored hash is not the SHA-256 of the canonical bytes (content altered).
+    HashMismatch,
+    /// Signed by a key that is not in the trusted set.
+    UnknownKey {
+        /// The key id.
+        kid: String,
+    },
+    /// The signature does not verify (altered or replaced).
+    BadSignature,
+    /// `prev` is not the hash of the preceding record.
+    BrokenLink,
+    /// A checkpoint's signature does not verify or its key is unknown.
+    CheckpointBadSignature {
+        /// Checkpointed seq.
+        seq: u64,
+    },
+    /// A checkpointed record is gone (records removed from the chain's end or middle).
+    CheckpointedRecordMissing {
+        /// Checkpointed seq.
+        seq: u64,
+    },
+    /// The record at a checkpointed seq has another hash than the checkpoint says.
+    CheckpointHashMismatch {
+        /// Checkpointed seq.
+        seq: u64,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Unreadable { reason } => write!(f, "unreadable record: {reason}"),
+            Problem::UnsupportedVersion { version } => write!(f, "unsupported version {version}"),
+            Problem::WrongChain { found } => write!(f, "record belongs to chain {found}"),
+            Problem::MissingRecords { expected, found } => {
+                write!(
+                    f,
+                    "records {expected}..={} missing (deleted?)",
+                    found.saturating_sub(1)
+                )
+            }
+            Problem::SequenceMismatch { expected, found } => write!(
+                f,
+                "record signed as seq {found} found at position {expected} (reordered?)"
+            ),
+            Problem::Fork => write!(f, "two different records at the same seq (fork)"),
+            Problem::HashMismatch => write!(f, "hash does not match content (altered)"),
+            Problem::UnknownKey { kid } => write!(f, "signed by unknown key {kid}"),
+            Problem::BadSignature => write!(f, "bad signature"),
+            Problem::BrokenLink => write!(f, "prev hash does not match the preceding record"),
+            Problem::CheckpointBadSignature { seq } => {
+                write!(f, "checkpoint at seq {seq} has a bad signature")
+            }
+            Problem::CheckpointedRecordMissing { seq } => {
+                write!(f, "checkpointed record at seq {seq} is missing (removed?)")
+            }
+            Problem::CheckpointHashMismatch { seq } => {
+                write!(f, "record at seq {seq} differs from the checkpointed hash")
+            }
+        }
+    }
+}
+
+/// A named failure: which record (or checkpoint) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyFailure {
+    /// Chain.
+    pub chain: String,
+    /// Position in the chain (or checkpointed seq).
+    pub seq: u64,
+    /// Id of the offending record, when there is one.
+    pub record_id: Option<String>,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "chain {} seq {}", self.chain, self.seq)?;
+        if let Some(id) = &self.record_id {
+            write!(f, " (record {id})")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+/// Result of a verification run. Failures are ordered by chain name then seq, at most one per
+/// chain (later records of a broken chain cannot be trusted).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Chains examined.
+    pub chains: u64,
+    /// Records examined.
+    pub records: u64,
+    /// Checkpoints examined.
+    pub checkpoints: u64,
+    /// What failed.
+    pub failures: Vec<VerifyFailure>,
+}
+
+impl VerifyReport {
+    /// True when nothing failed.
+    pub fn is_ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// The first bad record (by chain name, then seq).
+    pub fn first_failure(&self) -> Option<&VerifyFailure> {
+        self.failures.first()
+    }
+}
+
+/// Check one record on its own: version, hash, signature. Returns the problem, if any.
+pub fn check_record(record: &Record, keys: &PublicKeySet) -> Option<Problem> {
+    let c = &record.content;
+    if c.v != RECORD_VERSION {
+        return Some(Problem::UnsupportedVersion { version: c.v });
+    }
+    let bytes = match c.canonical_bytes() {
+        Ok(b) => b,
+        Err(e) => {
+            return Some(Problem::Unreadable {
+                reason: e.to_string(),
+            });
+        }
+    };
+    if sha256_hex(&bytes) != record.hash {
+        return Some(Problem::HashMismatch);
+    }
+    let Some(key) = keys.get(&c.kid) else {
+        return Some(Problem::UnknownKey { kid: c.kid.clone() });
+    };
+    if !key.verify(&bytes, &record.signature) {
+        return Some(Problem::BadSignature);
+    }
+    None
+}
+
+/// Check a checkpoint's signature.
+pub fn check_checkpoint_signature(cp: &Checkpoint, keys: &PublicKeySet) -> bool {
+    if cp.content.v != CHECKPOINT_VERSION {
+        return false;
+    }
+    let Ok(bytes) = cp.content.canonical_bytes() else {
+        return false;
+    };
+    keys.get(&cp.content.kid)
+        .is_some_and(|k| k.verify(&bytes, &cp.signature))
+}
+
+/// Incremental verifier of one complete chain, fed records in stored order.
+#[derive(Debug)]
+pub(crate) struct ChainVerifier<'k> {
+    chain: String,
+    keys: &'k PublicKeySet,
+    expected: u64,
+    prev: String,
+    /// checkpointed seq -> (checkpoint hashes); filled with record hashes as they pass.
+    checkpointed: BTreeMap<u64, Vec<String>>,
+    failure: Option<VerifyFailure>,
+    records: u64,
+    checkpoints: u64,
+}
+
+impl<'k> ChainVerifier<'k> {
+    pub(crate) fn new(chain: &str, keys: &'k PublicKeySet, checkpoints: &[Checkpoint]) -> Self {
+        let mut v = Self {
+            chain: chain.to_owned(),
+            keys,
+            expected: 1,
+            prev: GENESIS_PREV.to_owned(),
+            checkpointed: BTreeMap::new(),
+            failure: None,
+            records: 0,
+            checkpoints: 0,
+        };
+        for cp in checkpoints {
+            v.checkpoints += 1;
+            if v.failure.is_none()
+                && (cp.content.chain != chain || !check_checkpoint_signature(cp, keys))
+            {
+                v.fail(
+                    cp.content.seq,
+                    None,
+                    Problem::CheckpointBadSignature {
+                        seq: cp.content.seq,
+                    },
+                );
+            }
+            v.checkpointed
+                .entry(cp.content.seq)
+                .or_default()
+                .push(cp.content.head_hash.clone());
+        }
+        v
+    }
+
+    fn fail(&mut self, seq: u64, record_id: Option<String>, problem: Problem) {
+        if self.failure.is_none() {
+            self.failure = Some(VerifyFailure {
+                chain: self.chain.clone(),
+                seq,
+                record_id,
+                problem,
+            });
+        }
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// An undecodable stored record at position `seq`.
+    pub(crate) fn unreadable(&mut self, seq: u64, reason: String) {
+        self.fail(seq, None, Problem::Unreadable { reason });
+    }
+
+    /// Feed a page of records in stored order. A record whose signed seq is ahead of its
+    /// position is a deletion, unless a later record of the page is behind (a reordering).
+    pub(crate) fn push_page(&mut self, page: &[Record]) {
+        let mut suffix_min = vec![u64::MAX; page.len() + 1];
+        for (i, r) in page.iter().enumerate().rev() {
+            let next = suffix_min.get(i + 1).copied().unwrap_or(u64::MAX);
+            if let Some(slot) = suffix_min.get_mut(i) {
+                *slot = next.min(r.content.seq);
+            }
+        }
+        for (i, r) in page.iter().enumerate() {
+            let later_min = suffix_min.get(i + 1).copied().unwrap_or(u64::MAX);
+            self.push_with_lookahead(r, later_min);
+        }
+    }
+
+    pub(crate) fn push(&mut self, record: &Record) {
+        self.push_with_lookahead(record, u64::MAX);
+    }
+
+    fn push_with_lookahead(&mut self, record: &Record, later_min_seq: u64) {
+        if self.failed() {
+            return;
+        }
+        self.records += 1;
+        let c = &record.content;
+        let pos = self.expected;
+        let id = Some(c.id.clone());
+        if c.chain != self.chain {
+            return self.fail(
+                pos,
+                id,
+                Problem::WrongChain {
+                    found: c.chain.clone(),
+                },
+            );
+        }
+        if c.seq != pos {
+            let problem = if c.seq > pos && later_min_seq > c.seq {
+                Problem::MissingRecords {
+                    expected: pos,
+                    found: c.seq,
+                }
+            } else {
+                Problem::SequenceMismatch {
+                    expected: pos,
+                    found: c.seq,
+                }
+            };
+            // Name the record found where `pos` should be.
+            return self.fail(pos, id, problem);
+        }
+        if let Some(p) = check_record(record, self.keys) {
+            return self.fail(pos, id, p);
+        }
+        if c.prev != self.prev {
+            return self.fail(pos, id, Problem::BrokenLink);
+        }
+        if let Some(hashes) = self.checkpointed.remove(&pos)
+            && hashes.iter().any(|h| *h != record.hash)
+        {
+            return self.fail(pos, id, Problem::CheckpointHashMismatch { seq: pos });
+        }
+        self.prev = record.hash.clone();
+        self.expected += 1;
+    }
+
+    /// Finish: checkpoints beyond the last record mean records were removed.
+    pub(crate) fn finish(mut self, report: &mut VerifyReport) {
+        if self.failure.is_none()
+            && let Some((&seq, _)) = self.checkpointed.iter().next()
+        {
+            self.fail(seq, None, Problem::CheckpointedRecordMissing { seq });
+        }
+        report.chains += 1;
+        report.records += self.records;
+        report.checkpoints += self.checkpoints;
+        if let Some(f) = self.failure {
+            report.failures.push(f);
+        }
+    }
+}
+
+/// How complete the records given to [`verify_records`] are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Completeness {
+    /// Each chain is complete from seq 1: gaps are failures.
+    FullChains,
+    /// An excerpt (e.g. the records of one transaction in an evidence bundle): each record is
+    /// checked on its own, links are checked between consecutive seqs present, and checkpoints
+    /// are checked against the records present.
+    Excerpt,
+}
+
+/// Verify an exported list of records (and checkpoints) offline, with public keys only.
+pub fn verify_records(
+    records: &[Record],
+    checkpoints: &[Checkpoint],
+    keys: &PublicKeySet,
+    completeness: Completeness,
+) -> VerifyReport {
+    let mut by_chain: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        by_chain.entry(&r.content.chain).or_default().push(r);
+    }
+    let mut cps: BTreeMap<&str, Vec<Checkpoint>> = BTreeMap::new();
+    for cp in checkpoints {
+        cps.entry(&cp.content.chain).or_default().push(cp.clone());
+        by_chain.entry(&cp.content.chain).or_default();
+    }
+    let mut report = VerifyReport::default();
+    for (chain, mut recs) in by_chain {
+        recs.sort_by_key(|r| r.content.seq);
+        let chain_cps = cps.remove(chain).unwrap_or_default();
+        match completeness {
+            Completeness::FullChains => {
+                let mut v = ChainVerifier::new(chain, keys, &chain_cps);
+                let mut last: Option<&Record> = None;
+                for r in recs {
+                    if let Some(prev) = last
+                        && prev.content.seq == r.content.seq
+                    {
+                        if prev != r {
+                            v.fail(r.content.seq, Some(r.content.id.clone()), Problem::Fork);
+                        }
+                        continue;
+                    }
+                    v.push(r);
+                    last = Some(r);
+                }
+                v.finish(&mut report);
+            }
+            Completeness::Excerpt => {
+                verify_excerpt(chain, &recs, &chain_cps, keys, &mut report);
+            }
+        }
+    }
+    report
+}
+
+fn verify_excerpt(
+    chain: &str,
+    recs: &[&Record],
+    cps: &[Checkpoint],
+    keys: &PublicKeySet,
+    report: &mut VerifyReport,
+) {
+    report.chains += 1;
+    report.checkpoints += cps.len() as u64;
+    let mut failure: Option<VerifyFailure> = None;
+    let mut by_seq: HashMap<u64, &Record> = HashMap::new();
+    let mut prev: Option<&Record> = None;
+    for r in recs {
+        report.records += 1;
+        let c = &r.content;
+        let problem = if c.chain != chain {
+            Some(Problem::WrongChain {
+                found: c.chain.clone(),
+            })
+        } else if let Some(p) = check_record(r, keys) {
+            Some(p)
+        } else {
+            match prev {
+                Some(p) if p.content.seq == c.seq && *p != **r => Some(Problem::Fork),
+                Some(p) if p.content.seq + 1 == c.seq && c.prev != p.hash => {
+                    Some(Problem::BrokenLink)
+                }
+                _ if c.seq == 1 && c.prev != GENESIS_PREV => Some(Problem::BrokenLink),
+                _ => None,
+            }
+        };
+        if let Some(problem) = problem {
+            failure = Some(VerifyFailure {
+                chain: chain.to_owned(),
+                seq: c.seq,
+                record_id: Some(c.id.clone()),
+                problem,
+            });
+            break;
+        }
+        by_seq.insert(c.seq, r);
+        prev = Some(r);
+    }
+    if failure.is_none() {
+        for cp in cps {
+            let seq = cp.content.seq;
+            let problem = if cp.content.chain != chain || !check_checkpoint_signature(cp, keys) {
+                Some(Problem::CheckpointBadSignature { seq })
+            } else {
+                match by_seq.get(&seq) {
+                    Some(r) if r.hash != cp.content.head_hash => {
+                        Some(Problem::CheckpointHashMismatch { seq })
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(problem) = problem {
+                failure = Some(VerifyFailure {
+                    chain: chain.to_owned(),
+                    seq,
+                    record_id: by_seq.get(&seq).map(|r| r.content.id.clone()),
+                    problem,
+                });
+                break;
+            }
+        }
+    }
+    if let Some(f) = failure {
+        report.failures.push(f);
+    }
+}
