@@ -11,5 +11,6 @@
 
 mod support;
 
+mod ledger;
 mod oauth;
 mod tls;

@@ -1,0 +1,189 @@
+//! The real embedded ledger behind the server, and the auditor's CLI against it.
+
+use std::sync::Arc;
+
+use kairos::config::RawConfig;
+use serde_json::json;
+
+use crate::support::*;
+
+fn kairos_cli(args: &[&str]) -> (i32, String) {
+    let out = run(env!("CARGO_BIN_EXE_kairos"), args, None);
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn every_issuance_is_on_the_ledger_and_tampering_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RawConfig::parse("")
+        .unwrap()
+        .validate(Some(([127, 0, 0, 1], 0).into()))
+        .unwrap();
+    let ledger = kairos::ledger_audit::open_embedded(dir.path(), 4).unwrap();
+    let audit = Arc::new(kairos::ledger_audit::LedgerAudit::new(ledger.clone()));
+    let jwk = serde_json::to_value(ledger.key().public_jwk()).unwrap();
+    let server = kairos::serve::start(&cfg, dir.path(), audit, vec![jwk])
+        .await
+        .unwrap();
+    let ca_pem = server.data.ca.certificate_pem().to_owned();
+    let id = kairos_issuer::SpiffeId::parse("spiffe://kairos.local/payments-app").unwrap();
+    let svid = server
+        .data
+        .ca
+        .issue_svid(
+            &id,
+            kairos_issuer::KeySource::Generate(kairos_issuer::KeyType::P256),
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let svid_key = svid.private_key_pem().unwrap();
+    let c = kairos::client::MtlsClient::new(&ca_pem, Some((&svid.pem, &svid_key)), server.addr)
+        .unwrap();
+    let r = c
+        .send(
+            "POST",
+            "/certificates",
+            &[
+                ("content-type", "application/json"),
+                ("x-request-id", "req-1"),
+            ],
+            json!({"transaction_id": "txn-ledger-1", "context": {"geo": "GB"}}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+    let issued = r.json();
+    // the same request id again: refused, nothing new issued
+    let again = c
+        .send(
+            "POST",
+            "/certificates",
+            &[
+                ("content-type", "application/json"),
+                ("x-request-id", "req-1"),
+            ],
+            json!({"transaction_id": "txn-ledger-1"}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_oauth_error(&again, 400, "invalid_request");
+    let txn = Identity {
+        cert_pem: issued["certificate"].as_str().unwrap().to_owned(),
+        key_pem: issued["private_key"].as_str().unwrap().to_owned(),
+    };
+    let t =
+        kairos::client::MtlsClient::new(&ca_pem, Some((&txn.cert_pem, &txn.key_pem)), server.addr)
+            .unwrap()
+            .post_form(
+                "/token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "payments-app"),
+                ],
+            )
+            .await
+            .unwrap();
+    assert_eq!(t.status, 200);
+    let jti = claims(t.json()["access_token"].as_str().unwrap())["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // the ledger key is published apart from the token keys
+    let lj = c.send("GET", "/ledger/jwks", &[], "").await.unwrap().json();
+    assert_eq!(lj["keys"][0]["kid"], ledger.key().kid());
+    let tj = c.send("GET", "/jwks", &[], "").await.unwrap().json();
+    assert_ne!(tj["keys"][0]["kid"], ledger.key().kid());
+    ledger
+        .checkpoint(i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp() * 1000).unwrap())
+        .await
+        .unwrap();
+    server.stop().await;
+
+    let d = dir.path().to_str().unwrap().to_owned();
+    let (code, out) = kairos_cli(&[
+        "audit",
+        "--data-dir",
+        &d,
+        "show",
+        "--transaction",
+        "txn-ledger-1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let records: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let kinds: Vec<_> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["content"]["body"]["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        kinds.contains(&"certificate_issued".to_owned())
+            && kinds.contains(&"token_issued".to_owned()),
+        "{kinds:?}\n{out}"
+    );
+    let (code, out) = kairos_cli(&["audit", "--data-dir", &d, "query", "--jti", &jti]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&jti), "{out}");
+    let (code, out) = kairos_cli(&[
+        "audit",
+        "--data-dir",
+        &d,
+        "query",
+        "--serial",
+        issued["serial"].as_str().unwrap(),
+    ]);
+    assert!(code == 0 && out.contains("certificate_issued"), "{out}");
+    let (code, out) = kairos_cli(&["audit", "--data-dir", &d, "verify"]);
+    assert_eq!(code, 0, "{out}");
+    let bundle = dir.path().join("evidence.json");
+    let (code, out) = kairos_cli(&[
+        "audit",
+        "--data-dir",
+        &d,
+        "export",
+        "--transaction",
+        "txn-ledger-1",
+        "--out-file",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    assert_eq!(b["verification"]["ok"], true);
+
+    // tamper with the token record's content in the SQLite file (with Python's sqlite3, an
+    // independent reader): verify must fail and name the record
+    let db = dir.path().join("ledger.sqlite");
+    let script = format!(
+        "import sqlite3\nc=sqlite3.connect('{}')\nr=c.execute(\"select chain, seq, content from records where kind='token_issued'\").fetchone()\nc.execute('update records set content=? where chain=? and seq=?', (r[2].replace('client_credentials','authorization_code'), r[0], r[1]))\nc.commit()\nprint(r[0], r[1])",
+        db.display()
+    );
+    let out = run("python3", &["-c", &script], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let named = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (chain, seq) = named.split_once(' ').unwrap();
+    let (code, out) = kairos_cli(&["audit", "--data-dir", &d, "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAILED") && out.contains(chain) && out.contains(seq),
+        "{out}"
+    );
+}
