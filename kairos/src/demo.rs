@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
@@ -24,44 +23,30 @@ use crate::client::MtlsClient;
 use crate::config::RawConfig;
 
 /// A protected resource (`GET /accounts`, scope `accounts`) that accepts a Kairos token only
-/// over a TLS connection with the certificate the token is bound to.
+/// over a TLS connection with the certificate the token is bound to. The check is the
+/// verifier crate's tower layer — the same implementation the Lambda authorizer uses.
 pub fn resource_router(verifier: Arc<Verifier>) -> Router {
     async fn accounts(
-        State(v): State<Arc<Verifier>>,
-        cert: Option<axum::Extension<ClientCertificate>>,
-        uri: Uri,
-        headers: HeaderMap,
+        axum::Extension(t): axum::Extension<kairos_verifier::BoundToken>,
     ) -> Response {
-        let auth = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok());
-        let der = cert.as_ref().map(|c| c.0.leaf().der());
-        match v.verify_with_scope(
-            auth,
-            uri.query(),
-            der,
-            OffsetDateTime::now_utc().unix_timestamp(),
-            "accounts",
-        ) {
-            Ok(t) => axum::Json(json!({
-                "accounts": [{"id": "GB29NWBK60161331926819", "balance": "1250.00"}],
-                "client_id": t.client_id,
-                "txn": t.txn,
-            }))
-            .into_response(),
-            Err(e) => {
-                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-                let mut r = (status, axum::Json(json!({"error": e.to_string()}))).into_response();
-                if let Ok(h) = e.www_authenticate().parse() {
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, h);
-                }
-                r
-            }
-        }
+        axum::Json(json!({
+            "accounts": [{"id": "GB29NWBK60161331926819", "balance": "1250.00"}],
+            "client_id": t.client_id,
+            "txn": t.txn,
+        }))
+        .into_response()
     }
-    Router::new()
-        .route("/accounts", get(accounts))
-        .with_state(verifier)
+    let layer = kairos_verifier::BoundTokenLayer::new(
+        verifier,
+        Arc::new(|req: &axum::http::Request<axum::body::Body>| {
+            req.extensions()
+                .get::<ClientCertificate>()
+                .map(|c| c.leaf().der().to_vec())
+        }),
+        Arc::new(|| OffsetDateTime::now_utc().unix_timestamp()),
+    )
+    .require_scope("accounts");
+    Router::new().route("/accounts", get(accounts).layer(layer))
 }
 
 fn jwt_claims(jwt: &str) -> serde_json::Value {

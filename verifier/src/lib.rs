@@ -9,6 +9,12 @@
 //!
 //! JWT verification uses `jsonwebtoken`, a JOSE implementation independent of the one Kairos
 //! signs with. Time is a parameter. Few dependencies: no HTTP server, no AWS SDK.
+//!
+//! [`JwksCache`] keeps the issuer's key set, fetched by a caller-supplied function and refreshed
+//! on an unknown `kid` (rate-limited) or when stale.
+
+mod cache;
+pub mod layer;
 
 use std::collections::HashMap;
 
@@ -18,6 +24,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+
+pub use cache::{CachePolicy, CachedVerifyError, JwksCache, JwksFetch, JwksFuture, bearer_kid};
+pub use layer::{BoundTokenLayer, BoundTokenService, CheckBearer};
 
 /// Allowed clock skew for `exp` and `nbf`, seconds.
 pub const MAX_SKEW_SECONDS: i64 = 30;

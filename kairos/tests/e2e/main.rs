@@ -13,4 +13,5 @@ mod support;
 
 mod ledger;
 mod oauth;
+mod resource;
 mod tls;
