@@ -27,17 +27,19 @@ static N: AtomicU64 = AtomicU64::new(0);
 
 fn body() -> (RecordBody, RecordMeta) {
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let txn = format!("txn-{n}");
+    // Random-looking ids (as UUIDs are): every index insert lands on a random page.
+    let h = kairos_ledger::sha256_hex(&n.to_le_bytes());
+    let txn = format!("txn-{}", &h[..32]);
     let body = RecordBody::TokenIssued {
-        jti: format!("jti-{n}-0123456789abcdef"),
+        jti: h[32..].to_owned(),
         client_id: format!("client-{}", n % 50),
         scope: "payments accounts".into(),
-        cnf_x5t_s256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2".into(),
+        cnf_x5t_s256: format!("x5t-{}", n % 500),
         txn: Some(txn),
         exp: 1_750_000_600,
         grant_type: "client_credentials".into(),
     };
-    let meta = RecordMeta::at(1_750_000_000_000 + n as i64).request_id(format!("req-{n}"));
+    let meta = RecordMeta::at(1_750_000_000_000 + n as i64).request_id(format!("req-{}", &h[..16]));
     (body, meta)
 }
 

@@ -347,8 +347,20 @@ impl Ledger {
     /// Re-check every record's signature and hash, every chain link (seq contiguous from 1,
     /// `prev` matches) and every checkpoint, with only `keys`. Store errors are returned as
     /// errors; integrity problems are reported, naming the first bad record of each chain.
+    ///
+    /// Besides the chains the store lists, every chain this ledger's sharding can produce is
+    /// examined, so a chain whose records *and* registry entry were deleted is still caught by
+    /// its checkpoints.
     pub async fn verify_all(&self, keys: &PublicKeySet) -> Result<VerifyReport, LedgerError> {
-        verify_store(self.store.as_ref(), keys).await
+        verify_store_with(self.store.as_ref(), keys, &expected_chains(self.shards)).await
+    }
+
+    /// The record at `(chain, seq)`, e.g. the one an [`AppendReceipt`] with
+    /// `duplicate = true` points to (its body may differ from the one just offered, e.g. an
+    /// earlier `jti`).
+    pub async fn get_record(&self, chain: &str, seq: u64) -> Result<Option<Record>, LedgerError> {
+        let mut page = self.store.scan_chain(chain, seq, 1).await?;
+        Ok(page.pop().filter(|r| r.content.seq == seq))
     }
 
     /// Query records (see [`Query`]), paginated.
@@ -426,20 +438,55 @@ impl Ledger {
     }
 }
 
-/// [`Ledger::verify_all`] over any store, without a signing key (for the auditor's CLI).
+/// Every chain name a ledger with `shards` shards can write: `shard-0000`… and `system`.
+pub fn expected_chains(shards: u32) -> Vec<String> {
+    (0..shards.max(1))
+        .map(|i| format!("shard-{i:04}"))
+        .chain(std::iter::once(crate::record::SYSTEM_CHAIN.to_owned()))
+        .collect()
+}
+
+/// [`Ledger::verify_all`] over any store, without a signing key (for the auditor's CLI): the
+/// chains the store lists.
 pub async fn verify_store(
     store: &dyn Store,
     keys: &PublicKeySet,
 ) -> Result<VerifyReport, LedgerError> {
+    verify_store_with(store, keys, &[]).await
+}
+
+/// [`verify_store`], also examining the chains in `also` (e.g. [`expected_chains`]) even if
+/// the store does not list them. Chains without records or checkpoints are not counted.
+pub async fn verify_store_with(
+    store: &dyn Store,
+    keys: &PublicKeySet,
+    also: &[String],
+) -> Result<VerifyReport, LedgerError> {
     let mut report = VerifyReport::default();
-    for chain in store.chains().await? {
+    let mut chains: std::collections::BTreeSet<String> =
+        store.chains().await?.into_iter().collect();
+    chains.extend(also.iter().cloned());
+    for chain in chains {
         let cps = store.checkpoints(&chain).await?;
+        if cps.is_empty() && store.scan_chain(&chain, 1, 1).await?.is_empty() {
+            continue;
+        }
         let mut v = ChainVerifier::new(&chain, keys, &cps);
         let mut from = 1u64;
         while !v.failed() {
             let page = match store.scan_chain(&chain, from, SCAN_PAGE).await {
                 Ok(p) => p,
                 Err(StoreError::Corrupt { seq, reason, .. }) => {
+                    // Check the records before the unreadable one first, so the *first* bad
+                    // record is named.
+                    if seq > from {
+                        let n = u32::try_from(seq - from)
+                            .unwrap_or(SCAN_PAGE)
+                            .min(SCAN_PAGE);
+                        if let Ok(before) = store.scan_chain(&chain, from, n).await {
+                            v.push_page(&before);
+                        }
+                    }
                     v.unreadable(seq, reason);
                     break;
                 }

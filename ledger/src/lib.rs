@@ -3,12 +3,14 @@
 //! - [`RecordBody`] is what happened; [`Record`] is the signed, chained envelope with a
 //!   documented canonical encoding (see `ledger/README.md`).
 //! - [`Ledger`] signs with a [`LedgerKey`], chains (sharded by transaction id) and appends
-//!   through a [`Store`]: [`SqliteStore`] (embedded default) or [`DynamoStore`].
+//!   through a [`Store`]: [`SqliteStore`] (embedded default) or `DynamoStore` (feature
+//!   `dynamodb`, on by default).
 //! - [`Ledger::verify_all`] / [`verify_store`] / [`verify_records`] verify with public keys only.
 //!
 //! The crate never reads the clock: times are parameters.
 
 mod checkpoint;
+#[cfg(feature = "dynamodb")]
 mod dynamo;
 
 mod key;
@@ -19,12 +21,13 @@ mod store;
 mod verify;
 
 pub use checkpoint::{CHECKPOINT_PREFIX, CHECKPOINT_VERSION, Checkpoint, CheckpointContent};
+#[cfg(feature = "dynamodb")]
 pub use dynamo::{DynamoConfig, DynamoStore, TTL_ATTRIBUTE, create_table};
 
 pub use key::{Jwk, Jwks, KeyError, LedgerKey, PublicKeySet, VerifyingKey};
 pub use ledger::{
     AppendReceipt, DEFAULT_SHARDS, Ledger, LedgerError, MAX_APPEND_ATTEMPTS, RecordMeta,
-    spawn_checkpoint_task, verify_store,
+    expected_chains, spawn_checkpoint_task, verify_store, verify_store_with,
 };
 pub use record::{
     GENESIS_PREV, MAX_RECORD_BYTES, RECORD_PREFIX, RECORD_VERSION, Record, RecordBody,

@@ -332,6 +332,17 @@ mod tests {
     }
 
     #[test]
+    fn string_escaping_is_as_documented() {
+        let mut c = content();
+        c.request_id = Some("\u{1}\u{8}\t\n\u{c}\r\u{1f}/\u{7f}é\"\\".into());
+        let json = c.canonical_json().unwrap();
+        assert!(
+            json.contains("\"request_id\":\"\\u0001\\b\\t\\n\\f\\r\\u001f/\u{7f}é\\\"\\\\\""),
+            "{json}"
+        );
+    }
+
+    #[test]
     fn unknown_fields_rejected() {
         let mut v: serde_json::Value =
             serde_json::from_str(&content().canonical_json().unwrap()).unwrap();

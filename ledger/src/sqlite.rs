@@ -20,12 +20,15 @@ use crate::store::{
 /// Most appends committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
+/// Idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
 /// Schema, also documented in `ledger/README.md`.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
     chain          TEXT    NOT NULL,
     seq            INTEGER NOT NULL,
-    record_id      TEXT    NOT NULL UNIQUE,
+    record_id      TEXT    NOT NULL,
     kind           TEXT    NOT NULL,
     time_ms        INTEGER NOT NULL,
     request_id     TEXT,
@@ -40,8 +43,8 @@ CREATE TABLE IF NOT EXISTS records (
     hash           TEXT    NOT NULL,
     signature      TEXT    NOT NULL,
     content        TEXT    NOT NULL,
-    PRIMARY KEY (chain, seq)
-) WITHOUT ROWID;
+    UNIQUE (chain, seq)
+);
 CREATE INDEX IF NOT EXISTS records_by_txn ON records (transaction_id, time_ms, chain, seq)
     WHERE transaction_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_by_client ON records (client_id, time_ms, chain, seq)
@@ -132,7 +135,7 @@ impl SqliteStore {
                 source: None,
             });
         }
-        conn.execute_batch("PRAGMA synchronous=FULL;")
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA cache_size=-8192; PRAGMA wal_autocheckpoint=10000; PRAGMA mmap_size=268435456;")
             .map_err(unavailable("synchronous"))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| StoreError::backend("sqlite schema", e))?;
@@ -173,7 +176,10 @@ impl SqliteStore {
                 }
             };
             let out = f(&conn);
-            lock(&inner.readers).push(conn);
+            let mut pool = lock(&inner.readers);
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
             out
         })
         .await

@@ -135,7 +135,7 @@ pub struct Page {
 pub type AppendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// Persistence for the ledger. Implementations: [`crate::SqliteStore`] (embedded default) and
-/// [`crate::DynamoStore`]. Every implementation passes the same contract test suite.
+/// `DynamoStore` (feature `dynamodb`). Every implementation passes the same contract test suite.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// The committed head of `chain`, or `None` for an empty chain.

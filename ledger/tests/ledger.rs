@@ -13,8 +13,10 @@
 mod common;
 #[path = "ledger/contract.rs"]
 mod contract;
+#[cfg(feature = "dynamodb")]
 #[path = "ledger/dynamo_backend.rs"]
 mod dynamo_backend;
+#[cfg(feature = "dynamodb")]
 #[path = "ledger/dynamo_local.rs"]
 mod dynamo_local;
 #[path = "ledger/sqlite_backend.rs"]

@@ -21,6 +21,8 @@ pub trait Tamper: Send + Sync {
     async fn edit_content(&self, chain: &str, seq: u64, from: &str, to: &str);
     /// Delete the record (chain, seq).
     async fn delete(&self, chain: &str, seq: u64);
+    /// Delete every record of a chain, its head and its registry entry (checkpoints stay).
+    async fn delete_chain(&self, chain: &str);
     /// Swap the records stored at positions a and b.
     async fn swap(&self, chain: &str, a: u64, b: u64);
     /// Overwrite the stored signature of (chain, seq).

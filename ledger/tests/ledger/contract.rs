@@ -21,7 +21,7 @@ macro_rules! contract_suite {
             checkpoints_signed_and_incremental, concurrent_appends_no_gap_no_fork,
             concurrent_ledgers_share_store, idempotent_retries, offline_verification,
             tamper_changed_field, tamper_deleted_record, tamper_deleted_tail_after_checkpoint,
-            tamper_reordered_records, tamper_replaced_signature);
+            tamper_reordered_records, tamper_replaced_signature, tamper_deleted_whole_chain);
     };
     (@t $make:path; $($name:ident),*) => {
         $(
@@ -492,6 +492,13 @@ pub async fn idempotent_retries(h: Harness) {
             first.record_id.as_str()
         )
     );
+    let rec = l
+        .get_record(&again.chain, again.seq)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.hash, first.hash);
+    assert_eq!(l.get_record(&again.chain, 999).await.unwrap(), None);
     // Concurrent retries of one request: exactly one record.
     let mut handles = Vec::new();
     for _ in 0..8 {
@@ -709,6 +716,21 @@ pub async fn tamper_replaced_signature(h: Harness) {
         3,
         Some(&recs[2].content.id),
         Problem::BadSignature,
+    )
+    .await;
+}
+
+pub async fn tamper_deleted_whole_chain(h: Harness) {
+    let (l, keys, chain, _) = tamper_setup(&h).await;
+    h.tamper.delete_chain(&chain).await;
+    // (SQLite still lists the chain through its checkpoints; DynamoDB no longer does.)
+    assert_first_failure(
+        &l,
+        &keys,
+        &chain,
+        5,
+        None,
+        Problem::CheckpointedRecordMissing { seq: 5 },
     )
     .await;
 }

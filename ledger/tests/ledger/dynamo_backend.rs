@@ -74,6 +74,41 @@ impl Tamper for DynamoTamper {
             .unwrap();
     }
 
+    async fn delete_chain(&self, chain: &str) {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("C#{chain}")))
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<(String, String)> = items
+            .items()
+            .iter()
+            .map(|i| {
+                (
+                    i["pk"].as_s().unwrap().clone(),
+                    i["sk"].as_s().unwrap().clone(),
+                )
+            })
+            .filter(|(_, sk)| !sk.starts_with("K#"))
+            .collect();
+        assert!(keys.len() > 1);
+        keys.push(("CHAINS".to_owned(), chain.to_owned()));
+        for (pk, sk) in keys {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
     async fn swap(&self, chain: &str, a: u64, b: u64) {
         let mut ia = self.get(chain, a).await;
         let mut ib = self.get(chain, b).await;

@@ -45,6 +45,16 @@ impl Tamper for SqliteTamper {
         assert_eq!(n, 1);
     }
 
+    async fn delete_chain(&self, chain: &str) {
+        let c = self.conn();
+        let n = c
+            .execute("DELETE FROM records WHERE chain = ?1", params![chain])
+            .unwrap();
+        assert!(n > 0);
+        c.execute("DELETE FROM chains WHERE chain = ?1", params![chain])
+            .unwrap();
+    }
+
     async fn swap(&self, chain: &str, a: u64, b: u64) {
         let mut c = self.conn();
         let tx = c.transaction().unwrap();
@@ -151,12 +161,60 @@ async fn corrupt_row_is_reported_not_fatal() {
         .await
         .unwrap();
     }
-    h.tamper.edit_content("shard-0000", 2, "{", "[").await;
+    h.tamper.edit_content("shard-0000", 3, "{", "[").await;
     let report = l.verify_all(&keys).await.unwrap();
     let f = report.first_failure().unwrap();
-    assert_eq!((f.chain.as_str(), f.seq), ("shard-0000", 2));
+    assert_eq!((f.chain.as_str(), f.seq), ("shard-0000", 3));
     assert!(matches!(
         f.problem,
         kairos_ledger::Problem::Unreadable { .. }
     ));
+    // An earlier bad record is still named first.
+    h.tamper.set_signature("shard-0000", 2, "AAAA").await;
+    let report = l.verify_all(&keys).await.unwrap();
+    let f = report.first_failure().unwrap();
+    assert_eq!(
+        (f.seq, &f.problem),
+        (2, &kairos_ledger::Problem::BadSignature)
+    );
+}
+
+#[tokio::test]
+async fn periodic_checkpoint_task() {
+    let h = harness().await;
+    let key = kairos_ledger::LedgerKey::generate().unwrap();
+    let keys = kairos_ledger::PublicKeySet::new().with(key.verifying_key());
+    let l = Arc::new(kairos_ledger::Ledger::new(h.store.clone(), key, 4));
+    l.append(
+        crate::common::token("j", "c", "x", Some("t")),
+        kairos_ledger::RecordMeta::at(0),
+    )
+    .await
+    .unwrap();
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let e2 = errors.clone();
+    let task = kairos_ledger::spawn_checkpoint_task(
+        l.clone(),
+        std::time::Duration::from_millis(20),
+        || 42,
+        move |_| {
+            e2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        },
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while h.store.latest_checkpoints().await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    task.abort();
+    let cps = h.store.latest_checkpoints().await.unwrap();
+    assert_eq!(
+        (cps.len(), cps[0].content.time, cps[0].content.seq),
+        (1, 42, 1)
+    );
+    assert_eq!(errors.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(l.verify_all(&keys).await.unwrap().is_ok());
 }
