@@ -1,8 +1,11 @@
 //! Client authentication (RFC 8705 §2) into the [`AuthenticatedClient`] witness.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use kairos_issuer::{PeerCertificate, TrustAnchors, VerifiedClientCert, verify_client_cert};
+use kairos_issuer::{
+    CertThumbprint, PeerCertificate, TrustAnchors, VerifiedClientCert, verify_client_cert,
+};
 use time::OffsetDateTime;
 
 use crate::client::{Client, ClientAuth};
@@ -42,34 +45,76 @@ impl ClientCertificate {
         &self,
         cell: &OnceLock<Option<VerifiedClientCert>>,
         anchors: Option<&TrustAnchors>,
+        cache: &VerifyCache,
+        kind: u8,
         now: OffsetDateTime,
     ) -> Option<VerifiedClientCert> {
         let anchors = anchors?;
         let v = cell
             .get_or_init(|| {
-                verify_client_cert(&self.0.leaf, &self.0.intermediates, anchors, now).ok()
+                let key = (self.0.leaf.thumbprint(), kind);
+                if let Some(v) = cache.get(&key) {
+                    return Some(v);
+                }
+                let v =
+                    verify_client_cert(&self.0.leaf, &self.0.intermediates, anchors, now).ok()?;
+                cache.put(key, v.clone());
+                Some(v)
             })
             .clone()?;
-        // the cached chain result still needs the leaf to be valid now
+        // a cached chain result still needs the leaf to be valid now
         v.certificate().is_valid_at(now).then_some(v)
     }
 
     /// The chain verified to the Kairos CA.
     pub fn verified_by_kairos(
         &self,
-        anchors: &TrustAnchors,
+        trust: &ClientTrust,
         now: OffsetDateTime,
     ) -> Option<VerifiedClientCert> {
-        self.verified(&self.0.kairos, Some(anchors), now)
+        self.verified(&self.0.kairos, Some(&trust.kairos), &trust.cache, 0, now)
     }
 
     /// The chain verified to the other configured anchors (TPP CAs).
     pub fn verified_by_external(
         &self,
-        anchors: Option<&TrustAnchors>,
+        trust: &ClientTrust,
         now: OffsetDateTime,
     ) -> Option<VerifiedClientCert> {
-        self.verified(&self.0.external, anchors, now)
+        self.verified(
+            &self.0.external,
+            trust.external.as_ref(),
+            &trust.cache,
+            1,
+            now,
+        )
+    }
+}
+
+/// Successful chain verifications, shared across connections and keyed by the leaf's
+/// `x5t#S256`: a workload that opens a new connection per request pays the chain's signature
+/// check once per certificate, not once per handshake. Only successes are kept (the anchors do
+/// not change while the process runs); each use re-checks the leaf's validity period. Bounded:
+/// the map is cleared when full.
+#[derive(Debug, Default)]
+pub struct VerifyCache {
+    map: Mutex<HashMap<(CertThumbprint, u8), VerifiedClientCert>>,
+}
+
+/// Most entries kept by [`VerifyCache`].
+pub const VERIFY_CACHE_MAX: usize = 10_000;
+
+impl VerifyCache {
+    fn get(&self, key: &(CertThumbprint, u8)) -> Option<VerifiedClientCert> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+    fn put(&self, key: (CertThumbprint, u8), v: VerifiedClientCert) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= VERIFY_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(key, v);
+        }
     }
 }
 
@@ -121,6 +166,19 @@ pub struct ClientTrust {
     pub kairos: TrustAnchors,
     /// Other CAs trusted for `tls_client_auth` (e.g. eIDAS QWAC issuers).
     pub external: Option<TrustAnchors>,
+    /// Verified chains, across connections.
+    pub cache: Arc<VerifyCache>,
+}
+
+impl ClientTrust {
+    /// Trust in the Kairos CA and, optionally, other client CAs.
+    pub fn new(kairos: TrustAnchors, external: Option<TrustAnchors>) -> Self {
+        Self {
+            kairos,
+            external,
+            cache: Arc::default(),
+        }
+    }
 }
 
 /// Authenticates `client` with the connection's certificate (RFC 8705 §2.1, §2.2).
@@ -138,9 +196,9 @@ pub fn authenticate(
     })?;
     match &client.auth {
         ClientAuth::TlsClientAuth(subject) => {
-            let (verified, kairos_issued) = match cert.verified_by_kairos(&trust.kairos, now) {
+            let (verified, kairos_issued) = match cert.verified_by_kairos(trust, now) {
                 Some(v) => (v, true),
-                None => match cert.verified_by_external(trust.external.as_ref(), now) {
+                None => match cert.verified_by_external(trust, now) {
                     Some(v) => (v, false),
                     None => {
                         return Err(fail(

@@ -22,7 +22,10 @@ mod state;
 mod token;
 
 pub use audit::{AuditError, AuditEvent, AuditLog, AuditMeta, MemoryAuditLog};
-pub use authn::{AuthFailure, AuthenticatedClient, ClientCertificate, ClientTrust, authenticate};
+pub use authn::{
+    AuthFailure, AuthenticatedClient, ClientCertificate, ClientTrust, VERIFY_CACHE_MAX,
+    VerifyCache, authenticate,
+};
 pub use client::{
     Client, ClientAuth, ClientId, ClientMetadata, ClientRegistry, MetadataError, Scope,
     SubjectMatch,

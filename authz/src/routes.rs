@@ -420,12 +420,12 @@ async fn certificates(
     let cert = cert.ok_or(OAuthError::invalid_client(
         "a Kairos SVID is required: use mutual TLS",
     ))?;
-    let verified =
-        cert.0
-            .verified_by_kairos(&s.trust.kairos, now)
-            .ok_or(OAuthError::invalid_client(
-                "client certificate is not a valid Kairos workload identity",
-            ))?;
+    let verified = cert
+        .0
+        .verified_by_kairos(&s.trust, now)
+        .ok_or(OAuthError::invalid_client(
+            "client certificate is not a valid Kairos workload identity",
+        ))?;
     let workload = s.ca.workload(&verified).map_err(|e| match e {
         IssueError::TransactionCertAsRequester => OAuthError::new(
             ErrorCode::UnauthorizedClient,

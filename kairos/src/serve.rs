@@ -84,7 +84,7 @@ pub fn build_state(
         },
         registry: ClientRegistry::new(cfg.clients.clone())?,
         ca: data.ca.clone(),
-        trust: ClientTrust { kairos, external },
+        trust: ClientTrust::new(kairos, external),
         token_key: data.token_key.clone(),
         extra_jwks,
         audit,

@@ -75,3 +75,46 @@ async fn graceful_stop_refuses_new_connections() {
     h.server.take().unwrap().stop().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn a_client_certificate_kairos_cannot_parse_ends_the_connection() {
+    // 100 SANs: valid X.509 (rustls and webpki accept it), beyond Kairos's bounds
+    let h = Harness::start().await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(
+        (0..100)
+            .map(|i| format!("h{i}.example"))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "too-many-sans");
+    let cert = p.self_signed(&key).unwrap();
+    let id = Identity {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    };
+    let r = h
+        .client(Some(&id))
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "payments-app"),
+            ],
+        )
+        .await;
+    assert!(
+        r.is_err(),
+        "expected the connection to be closed, got {r:?}"
+    );
+    // the server is still fine
+    assert_eq!(
+        h.client(None)
+            .send("GET", "/jwks", &[], "")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
