@@ -102,29 +102,33 @@ fn without_stage(uri: &Uri, stage: &str) -> Option<Uri> {
 ///   without one carries no identity; an unreadable one is refused (400).
 pub async fn edge(State(role): State<Role>, mut req: Request, next: Next) -> Response {
     req.extensions_mut().remove::<ClientCertificate>();
-    let ctx = req.extensions().get::<RequestContext>().cloned();
-    if let Some(stage) = ctx.as_ref().and_then(mtls::stage)
-        && let Some(uri) = without_stage(req.uri(), stage)
+    let (stage, cert) = match req.extensions().get::<RequestContext>() {
+        Some(ctx) => (
+            mtls::stage(ctx).map(str::to_owned),
+            mtls::client_certificate(ctx),
+        ),
+        None => (None, Ok(None)),
+    };
+    if let Some(stage) = stage
+        && let Some(uri) = without_stage(req.uri(), &stage)
     {
         *req.uri_mut() = uri;
     }
     if !role.serves(req.uri().path()) {
         return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
     }
-    if let Some(ctx) = &ctx {
-        match mtls::client_certificate(ctx) {
-            Ok(Some(cert)) => {
-                req.extensions_mut().insert(cert);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "API Gateway passed an unreadable client certificate");
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "the client certificate could not be read",
-                );
-            }
+    match cert {
+        Ok(Some(cert)) => {
+            req.extensions_mut().insert(cert);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "API Gateway passed an unreadable client certificate");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the client certificate could not be read",
+            );
         }
     }
     next.run(req).await

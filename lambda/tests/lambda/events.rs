@@ -194,3 +194,34 @@ async fn the_authorization_server_role_holds_no_ca_key() {
             .unwrap_err();
     assert!(e.to_string().contains("must not hold the CA key"), "{e}");
 }
+
+/// deploy/README.md §2: the files `kairos serve` bootstraps are what the functions load.
+#[tokio::test]
+async fn keys_bootstrapped_by_kairos_serve_load_in_the_lambda() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = kairos::bootstrap::open(
+        dir.path(),
+        "kairos.local",
+        kairos_authz::JwsAlgorithm::Es256,
+        &["localhost".to_owned()],
+        &[],
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    kairos::ledger_audit::load_or_create_key(dir.path()).unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let env = vec![
+        ("KAIROS_ISSUER", ISSUER.to_owned()),
+        ("KAIROS_LEDGER_TABLE", "t".to_owned()),
+        ("KAIROS_CA_CERT_PEM", read("ca.pem")),
+        ("KAIROS_CA_KEY_PEM", read("ca.key")),
+        ("KAIROS_TOKEN_KEY_PEM", read("token-es256.key")),
+        ("KAIROS_LEDGER_KEY_PEM", read("ledger.key")),
+    ];
+    let cfg =
+        kairos_lambda::config::LambdaConfig::from_env(&kairos_lambda::config::Env::from_pairs(env))
+            .unwrap();
+    let (keys, _) = kairos_lambda::init::load_keys(&cfg).await.unwrap();
+    assert_eq!(keys.ca.certificate_der(), data.ca.certificate_der());
+    assert_eq!(keys.token_key.kid(), data.token_key.kid());
+}

@@ -181,6 +181,89 @@ impl Drop for MockRuntime {
     }
 }
 
+/// A mock of Secrets Manager's `GetSecretValue` (AWS JSON 1.1) on loopback.
+pub struct MockSecretsManager {
+    addr: SocketAddr,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MockSecretsManager {
+    pub async fn start(secrets: Vec<(String, String)>) -> Self {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let secrets: Arc<std::collections::HashMap<String, String>> =
+            Arc::new(secrets.into_iter().collect());
+        let c = calls.clone();
+        let handler = move |headers: HeaderMap, body: Bytes| {
+            let secrets = secrets.clone();
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let id = req["SecretId"].as_str().unwrap_or("");
+                let ct = [("content-type", "application/x-amz-json-1.1")];
+                match (target, secrets.get(id)) {
+                    ("secretsmanager.GetSecretValue", Some(v)) => (
+                        axum::http::StatusCode::OK,
+                        ct,
+                        json!({"ARN": format!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:{id}-AbCdEf"),
+                               "Name": id, "SecretString": v, "VersionId": "v1",
+                               "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9})
+                        .to_string(),
+                    ),
+                    _ => (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        ct,
+                        json!({"__type": "ResourceNotFoundException", "message": "no such secret"})
+                            .to_string(),
+                    ),
+                }
+            }
+        };
+        let app = Router::new().route("/", post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, calls, task }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The function environment: secret names, the endpoint, static credentials.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("KAIROS_CA_KEY_SECRET_ARN".into(), "kairos/ca-key".into()),
+            (
+                "KAIROS_TOKEN_KEY_SECRET_ARN".into(),
+                "kairos/token-key".into(),
+            ),
+            (
+                "KAIROS_LEDGER_KEY_SECRET_ARN".into(),
+                "kairos/ledger-key".into(),
+            ),
+            (
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER".into(),
+                format!("http://{}", self.addr),
+            ),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ]
+    }
+}
+
+impl Drop for MockSecretsManager {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 fn binary(name: &str) -> PathBuf {
     match std::env::var_os("KAIROS_LAMBDA_BIN_DIR") {
         Some(d) => PathBuf::from(d).join(name),
@@ -266,7 +349,19 @@ async fn kairos_lambda_binary_through_the_runtime_loop_with_cold_start_figures()
     let pki = Pki::new();
     let mut rt = MockRuntime::start().await;
     let mut env = rt.lambda_env("kairos");
-    env.extend(pki.env(Role::All, &table, Some(&ddb.endpoint)));
+    // keys from Secrets Manager, as deployed (a mock of its JSON API on loopback)
+    let secrets = MockSecretsManager::start(vec![
+        ("kairos/ca-key".into(), pki.ca_key_pem.clone()),
+        ("kairos/token-key".into(), pki.token_key_pem.clone()),
+        ("kairos/ledger-key".into(), pki.ledger_key_pem.clone()),
+    ])
+    .await;
+    env.extend(
+        pki.env(Role::All, &table, Some(&ddb.endpoint))
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("_KEY_PEM")),
+    );
+    env.extend(secrets.env());
 
     // the first event is queued before the process starts: process start -> first response
     let first = rest_event("GET", "/jwks", None);
@@ -321,6 +416,11 @@ async fn kairos_lambda_binary_through_the_runtime_loop_with_cold_start_figures()
     let init_ms = field(&ready, "init_ms").unwrap();
     let warm_ms = field(&ready, "dynamodb_warmup_ms").unwrap();
     let secrets_ms = field(&ready, "secrets_ms").unwrap();
+    assert_eq!(
+        secrets.calls(),
+        3,
+        "each secret fetched once per cold start"
+    );
     println!(
         "COLD START kairos-lambda ({}): first response {:.1} ms after spawn; init {:.1} ms in \
          process, of which DynamoDB warm-up (network) {:.1} ms and Secrets Manager {:.1} ms => \
