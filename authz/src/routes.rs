@@ -85,6 +85,20 @@ fn random_id() -> String {
 
 type Cert = Option<Extension<ClientCertificate>>;
 
+/// The parsed form of an OAuth endpoint request and the context its records carry.
+fn oauth_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(std::collections::HashMap<String, String>, AuditMeta), OAuthError> {
+    let form = parse_form(headers, body)?;
+    let meta = AuditMeta {
+        request_id: request_id(headers),
+        time: state.0.clock.now(),
+    };
+    Ok((form, meta))
+}
+
 /// Authenticates the caller of an OAuth endpoint; failures are recorded.
 async fn client_auth(
     state: &AppState,
@@ -169,11 +183,7 @@ async fn token(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let s = &state.0;
-    let form = parse_form(&headers, &body)?;
-    let meta = AuditMeta {
-        request_id: request_id(&headers),
-        time: s.clock.now(),
-    };
+    let (form, meta) = oauth_request(&state, &headers, &body)?;
     let grant_type = form
         .get("grant_type")
         .ok_or(OAuthError::invalid_request("grant_type is required"))?;
@@ -281,11 +291,7 @@ async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let form = parse_form(&headers, &body)?;
-    let meta = AuditMeta {
-        request_id: request_id(&headers),
-        time: state.0.clock.now(),
-    };
+    let (form, meta) = oauth_request(&state, &headers, &body)?;
     let token = form
         .get("token")
         .ok_or(OAuthError::invalid_request("token is required"))?
@@ -316,11 +322,7 @@ async fn revoke(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let s = &state.0;
-    let form = parse_form(&headers, &body)?;
-    let meta = AuditMeta {
-        request_id: request_id(&headers),
-        time: s.clock.now(),
-    };
+    let (form, meta) = oauth_request(&state, &headers, &body)?;
     let token = form
         .get("token")
         .ok_or(OAuthError::invalid_request("token is required"))?

@@ -101,23 +101,10 @@ pub async fn run() -> anyhow::Result<()> {
         "context": {"device": "pixel-8", "geo": "GB-LND", "user_agent": "bank-app/4.2"},
         "ttl_seconds": 300,
     });
-    let r = as_workload
-        .send(
-            "POST",
-            "/certificates",
-            &[("content-type", "application/json")],
-            req.to_string(),
-        )
-        .await?;
-    anyhow::ensure!(
-        r.status == StatusCode::OK,
-        "POST /certificates: {} {}",
-        r.status,
-        r.json()
-    );
-    let issued = r.json();
-    let txn_cert = field(&issued, "certificate")?.to_owned();
-    let txn_key = field(&issued, "private_key")?.to_owned();
+    let t = as_workload.transaction_certificate(&req).await?;
+    let issued = t.response;
+    let txn_cert = t.certificate;
+    let txn_key = t.private_key;
     let parsed = PeerCertificate::from_pem(txn_cert.as_bytes())?;
     println!("\n2. POST /certificates (mTLS with the SVID) -> transaction certificate");
     println!("   subject      {}", parsed.subject());
@@ -194,19 +181,15 @@ pub async fn run() -> anyhow::Result<()> {
 
     // 5. the same token with another certificate
     let other = as_workload
-        .send(
-            "POST",
-            "/certificates",
-            &[("content-type", "application/json")],
-            json!({"transaction_id": "txn-demo-0002"}).to_string(),
-        )
-        .await?
-        .json();
-    let other_cert = field(&other, "certificate")?;
-    let other_key = field(&other, "private_key")?;
-    let refused = MtlsClient::new(&ca_pem, Some((other_cert, other_key)), rs_addr)?
-        .send("GET", "/accounts", &[("authorization", &bearer)], "")
+        .transaction_certificate(&json!({"transaction_id": "txn-demo-0002"}))
         .await?;
+    let refused = MtlsClient::new(
+        &ca_pem,
+        Some((&other.certificate, &other.private_key)),
+        rs_addr,
+    )?
+    .send("GET", "/accounts", &[("authorization", &bearer)], "")
+    .await?;
     println!(
         "\n5. the same token over a connection with another certificate -> {} {}\n   WWW-Authenticate: {}",
         refused.status,

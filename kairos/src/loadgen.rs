@@ -370,28 +370,8 @@ async fn identity(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<(String,
         "transaction_id": format!("bench-{}", OffsetDateTime::now_utc().unix_timestamp_nanos()),
         "ttl_seconds": 900,
     });
-    let r = as_workload
-        .send(
-            "POST",
-            "/certificates",
-            &[("content-type", "application/json")],
-            req.to_string(),
-        )
-        .await?;
-    anyhow::ensure!(
-        r.status == StatusCode::OK,
-        "POST /certificates: {} {}",
-        r.status,
-        r.json()
-    );
-    let v = r.json();
-    let field = |k: &str| {
-        v.get(k)
-            .and_then(|x| x.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("POST /certificates: no {k} in {v}"))
-    };
-    Ok((ca_pem, field("certificate")?, field("private_key")?))
+    let issued = as_workload.transaction_certificate(&req).await?;
+    Ok((ca_pem, issued.certificate, issued.private_key))
 }
 
 /// Runs the benchmark and prints the report.
