@@ -25,7 +25,7 @@ use crate::config::RawConfig;
 /// A protected resource (`GET /accounts`, scope `accounts`) that accepts a Kairos token only
 /// over a TLS connection with the certificate the token is bound to. The check is the
 /// verifier crate's tower layer — the same implementation the Lambda authorizer uses.
-pub fn resource_router(verifier: Arc<Verifier>) -> Router {
+pub fn resource_router(verifier: Arc<dyn kairos_verifier::CheckBearer>) -> Router {
     async fn accounts(
         axum::Extension(t): axum::Extension<kairos_verifier::BoundToken>,
     ) -> Response {

@@ -42,6 +42,27 @@ impl CheckBearer for Verifier {
     }
 }
 
+/// A JWKS cache that refreshes on an unknown `kid`: when no key set can be obtained, requests
+/// are refused (`invalid_token`, fail closed).
+impl<F: crate::JwksFetch + 'static> CheckBearer for crate::JwksCache<F> {
+    fn check<'a>(
+        &'a self,
+        authorization: Option<&'a str>,
+        query: Option<&'a str>,
+        peer_cert_der: Option<&'a [u8]>,
+        now: i64,
+    ) -> BoxFuture<'a, Result<BoundToken, BearerError>> {
+        Box::pin(async move {
+            self.verify(authorization, query, peer_cert_der, now)
+                .await
+                .map_err(|e| match e {
+                    crate::CachedVerifyError::Bearer(b) => b,
+                    _ => BearerError::InvalidToken("the issuer's signing keys are unavailable"),
+                })
+        })
+    }
+}
+
 /// Reads the DER of the TLS peer certificate from a request (the edge put it there).
 pub type CertFn<B> = Arc<dyn Fn(&Request<B>) -> Option<Vec<u8>> + Send + Sync>;
 /// The clock (unix seconds).

@@ -16,15 +16,29 @@ async fn the_resource_checks_cnf_against_its_own_tls_peer() {
         .as_str()
         .unwrap()
         .to_owned();
-    let jwks = h.client(None).send("GET", "/jwks", &[], "").await.unwrap();
-    let verifier = Arc::new(
-        kairos_verifier::Verifier::from_jwks_json(
-            std::str::from_utf8(&jwks.body).unwrap(),
+    // the resource fetches Kairos's JWKS itself, over TLS, on first use (empty cache)
+    let jwks_client = h.client(None);
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let fetch = move || {
+        let c = jwks_client.clone();
+        let n = counter.clone();
+        async move {
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let r = c
+                .send("GET", "/jwks", &[], "")
+                .await
+                .map_err(|e| e.to_string())?;
+            String::from_utf8(r.body.to_vec()).map_err(|e| e.to_string())
+        }
+    };
+    let verifier: Arc<dyn kairos_verifier::CheckBearer> =
+        Arc::new(kairos_verifier::JwksCache::new(
+            fetch,
             h.issuer(),
             h.issuer(),
-        )
-        .unwrap(),
-    );
+            kairos_verifier::CachePolicy::default(),
+        ));
     let data = &h.running().data;
     let tls = kairos::tls::server_config(&data.server_chain_pem, &data.server_key_pem).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -153,6 +167,8 @@ async fn the_resource_checks_cnf_against_its_own_tls_peer() {
             .unwrap()
             .contains("insufficient_scope")
     );
+    // one fetch served every check above
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
     let _ = stop.send(true);
     let _ = rs.await;
 }
