@@ -11,6 +11,11 @@
 
 mod support;
 
+mod dynamo_fault;
+#[allow(dead_code)]
+#[path = "../../../ledger/tests/ledger/dynamo_local.rs"]
+mod dynamo_local;
+
 mod ledger;
 mod oauth;
 mod resource;
