@@ -152,4 +152,47 @@ async fn dynamodb_stopped_under_token_load_fails_closed() {
     let report = ledger2.verify_all(&keys).await.unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert!(report.records >= jtis.len() as u64);
+
+    // the auditor's CLI against DynamoDB, with only the public key
+    let audit_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        audit_dir.path().join("ledger-public.pem"),
+        ledger2.key().public_spki_pem().unwrap(),
+    )
+    .unwrap();
+    let d = audit_dir.path().to_str().unwrap().to_owned();
+    let endpoint = local2.endpoint.clone();
+    let common = [
+        "audit",
+        "--data-dir",
+        &d,
+        "--store",
+        "dynamodb",
+        "--table",
+        table,
+        "--endpoint",
+        &endpoint,
+        "--region",
+        "us-east-1",
+    ];
+    let cli = |extra: &[&str]| {
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend_from_slice(extra);
+        let out = run(env!("CARGO_BIN_EXE_kairos"), &args, None);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    // (blocking is fine here: nothing else runs on this runtime any more)
+    let (code, out) = cli(&["verify"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("OK:"), "{out}");
+    let (code, out) = cli(&["query", "--jti", &jtis[0]]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("token_issued") && out.contains(&jtis[0]),
+        "{out}"
+    );
 }
