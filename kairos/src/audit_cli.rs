@@ -77,7 +77,7 @@ pub enum AuditCmd {
     /// Every record of a transaction.
     Show {
         /// Transaction id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         transaction: String,
         /// Output options.
         #[command(flatten)]
@@ -86,7 +86,7 @@ pub enum AuditCmd {
     /// Records by client and time range, serial, thumbprint or jti.
     Query {
         /// Client id (with --since/--until).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
         /// RFC 3339 lower bound (default: the epoch).
         #[arg(long)]
@@ -95,13 +95,13 @@ pub enum AuditCmd {
         #[arg(long)]
         until: Option<String>,
         /// Certificate serial (hex).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         serial: Option<String>,
         /// Certificate thumbprint (`x5t#S256`).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         thumbprint: Option<String>,
         /// Token id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         jti: Option<String>,
         /// Output options.
         #[command(flatten)]
@@ -117,7 +117,7 @@ pub enum AuditCmd {
     /// public keys, verification result), as JSON.
     Export {
         /// Transaction id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         transaction: String,
         /// Output file (default: stdout).
         #[arg(long)]

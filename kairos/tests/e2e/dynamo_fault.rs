@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kairos::config::RawConfig;
 use kairos_ledger::{DynamoStore, Ledger, LedgerKey, PublicKeySet, Query, Store, create_table};
 use serde_json::json;
 
@@ -35,29 +34,16 @@ async fn dynamodb_stopped_under_token_load_fails_closed() {
     ));
 
     let dir = tempfile::tempdir().unwrap();
-    let cfg = RawConfig::parse("")
-        .unwrap()
-        .validate(Some(([127, 0, 0, 1], 0).into()))
-        .unwrap();
     let audit = Arc::new(kairos::ledger_audit::LedgerAudit::new(ledger.clone()));
-    let server = kairos::serve::start(&cfg, dir.path(), audit, vec![])
-        .await
-        .unwrap();
+    let server = start_with_audit(dir.path(), audit, vec![]).await;
     let ca_pem = server.data.ca.certificate_pem().to_owned();
-    let id = kairos_issuer::SpiffeId::parse("spiffe://kairos.local/payments-app").unwrap();
-    let svid = server
-        .data
-        .ca
-        .issue_svid(
-            &id,
-            kairos_issuer::KeySource::Generate(kairos_issuer::KeyType::P256),
-            None,
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-    let svid_key = svid.private_key_pem().unwrap();
-    let txn = kairos::client::MtlsClient::new(&ca_pem, Some((&svid.pem, &svid_key)), server.addr)
-        .unwrap()
+    let svid = issue_svid(
+        &server.data.ca,
+        "/payments-app",
+        Duration::from_secs(86_400).try_into().unwrap(),
+        time::OffsetDateTime::now_utc(),
+    );
+    let txn = client_of(&server, &svid)
         .transaction_certificate(&json!({"transaction_id": "txn-fault"}))
         .await
         .unwrap();

@@ -61,17 +61,7 @@ impl Harness {
     }
 
     pub fn svid_at(&self, path: &str, ttl: Duration, now: OffsetDateTime) -> Identity {
-        let id = SpiffeId::parse(&format!("spiffe://kairos.local{path}")).unwrap();
-        let c = self
-            .running()
-            .data
-            .ca
-            .issue_svid(&id, KeySource::Generate(KeyType::P256), Some(ttl), now)
-            .unwrap();
-        Identity {
-            key_pem: c.private_key_pem().unwrap().to_string(),
-            cert_pem: c.pem,
-        }
+        issue_svid(&self.running().data.ca, path, ttl, now)
     }
 
     pub fn svid(&self, path: &str) -> Identity {
@@ -126,6 +116,48 @@ impl Harness {
             .await
             .unwrap()
     }
+}
+
+/// An SVID for `spiffe://kairos.local{path}` from `ca`.
+pub fn issue_svid(
+    ca: &kairos_issuer::CertificateAuthority,
+    path: &str,
+    ttl: Duration,
+    now: OffsetDateTime,
+) -> Identity {
+    let id = SpiffeId::parse(&format!("spiffe://kairos.local{path}")).unwrap();
+    let c = ca
+        .issue_svid(&id, KeySource::Generate(KeyType::P256), Some(ttl), now)
+        .unwrap();
+    Identity {
+        key_pem: c.private_key_pem().unwrap().to_string(),
+        cert_pem: c.pem,
+    }
+}
+
+/// `kairos serve` with the default configuration on a free loopback port, behind `audit`.
+pub async fn start_with_audit(
+    dir: &std::path::Path,
+    audit: Arc<dyn kairos_authz::AuditLog>,
+    ledger_jwks: Vec<Value>,
+) -> Running {
+    let cfg = RawConfig::parse("")
+        .unwrap()
+        .validate(Some(([127, 0, 0, 1], 0).into()))
+        .unwrap();
+    kairos::serve::start(&cfg, dir, audit, ledger_jwks)
+        .await
+        .unwrap()
+}
+
+/// A client of `server` presenting `id`.
+pub fn client_of(server: &Running, id: &Identity) -> MtlsClient {
+    MtlsClient::new(
+        server.data.ca.certificate_pem(),
+        Some((&id.cert_pem, &id.key_pem)),
+        server.addr,
+    )
+    .unwrap()
 }
 
 pub fn claims(jwt: &str) -> Value {
