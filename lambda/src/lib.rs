@@ -36,6 +36,21 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// The runtime of a Lambda binary: one request at a time per execution environment, so a
+/// current-thread runtime suffices. On failure the error is printed for a person, prefixed
+/// with `name`.
+pub fn current_thread_runtime(
+    name: &str,
+) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("{name}: tokio runtime: {e}");
+            std::process::ExitCode::FAILURE
+        })
+}
+
 /// Now, unix seconds (the binaries' clock; the library takes time as a parameter).
 pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -18,10 +18,7 @@ async fn dynamodb_stopped_under_token_load_fails_closed() {
     let mut local = DynamoLocal::start(Some(db.path()));
     local.wait_ready().await;
     let table = "kairos-fault";
-    let mut dcfg = local.config(table);
-    dcfg.max_attempts = 1;
-    dcfg.operation_timeout = Duration::from_secs(3);
-    dcfg.connect_timeout = Duration::from_millis(500);
+    let dcfg = local.fault_config(table);
     let client = dcfg.client().await;
     assert!(create_table(&client, table).await.unwrap());
     let key = LedgerKey::generate().unwrap();

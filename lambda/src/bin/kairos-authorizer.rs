@@ -20,15 +20,9 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match kairos_lambda::current_thread_runtime("kairos-authorizer") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kairos-authorizer: tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let fetch = match HttpJwks::new(&cfg.jwks_url) {

@@ -19,16 +19,9 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    // One request at a time per execution environment: a current-thread runtime suffices.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match kairos_lambda::current_thread_runtime("kairos-lambda") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kairos-lambda: tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let init = match kairos_lambda::init::init(&cfg).await {

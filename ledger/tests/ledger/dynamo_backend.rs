@@ -235,10 +235,7 @@ async fn server_killed_mid_stream() {
     let mut local = DynamoLocal::start(Some(dir.path()));
     local.wait_ready().await;
     let table = "fault";
-    let mut cfg = local.config(table);
-    cfg.max_attempts = 1;
-    cfg.operation_timeout = Duration::from_secs(3);
-    cfg.connect_timeout = Duration::from_millis(500);
+    let cfg = local.fault_config(table);
     let client = cfg.client().await;
     assert!(create_table(&client, table).await.unwrap());
     let key = LedgerKey::generate().unwrap();

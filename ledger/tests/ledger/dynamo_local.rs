@@ -157,6 +157,16 @@ impl DynamoLocal {
         c
     }
 
+    /// Configuration for fault tests: no retries and short timeouts, so an outage surfaces as
+    /// `Unavailable` at once instead of being retried through.
+    pub fn fault_config(&self, table: &str) -> DynamoConfig {
+        let mut c = self.config(table);
+        c.max_attempts = 1;
+        c.operation_timeout = Duration::from_secs(3);
+        c.connect_timeout = Duration::from_millis(500);
+        c
+    }
+
     /// Kill the server (SIGKILL) and reap it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
