@@ -112,6 +112,12 @@ pub enum AuditError {
 pub trait AuditLog: Send + Sync + std::fmt::Debug {
     /// Records `event`; returns only once it is durably written.
     async fn record(&self, event: AuditEvent, meta: AuditMeta) -> Result<(), AuditError>;
+
+    /// Whether a revocation of token `jti` is on record. Introspection asks the log rather than
+    /// process memory, so that a revocation survives a restart and is seen by every instance
+    /// (every Lambda, every `kairos serve` behind a load balancer) sharing the ledger. An error
+    /// means the answer is unknown: callers fail closed.
+    async fn is_revoked(&self, jti: &str) -> Result<bool, AuditError>;
 }
 
 /// An in-process log that keeps events in memory, for tests and tools that have no ledger.
@@ -143,5 +149,18 @@ impl AuditLog for MemoryAuditLog {
             .map_err(|_| AuditError::Unavailable("poisoned".into()))?
             .push((event, meta));
         Ok(())
+    }
+
+    async fn is_revoked(&self, jti: &str) -> Result<bool, AuditError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(AuditError::Unavailable("configured to fail".into()));
+        }
+        let events = self
+            .events
+            .lock()
+            .map_err(|_| AuditError::Unavailable("poisoned".into()))?;
+        Ok(events
+            .iter()
+            .any(|(e, _)| matches!(e, AuditEvent::TokenRevoked { jti: j, .. } if j == jti)))
     }
 }

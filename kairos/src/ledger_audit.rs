@@ -110,6 +110,28 @@ impl AuditLog for LedgerAudit {
             Err(e) => Err(AuditError::Unavailable(e.to_string())),
         }
     }
+
+    async fn is_revoked(&self, jti: &str) -> Result<bool, AuditError> {
+        // A jti has a handful of records (issued, revoked, perhaps an auditor's access), so
+        // this is one indexed lookup; pages are followed all the same.
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .ledger
+                .by_jti(jti, 100, cursor.as_deref())
+                .await
+                .map_err(|e| AuditError::Unavailable(e.to_string()))?;
+            if page.records.iter().any(
+                |r| matches!(&r.content.body, RecordBody::TokenRevoked { jti: j, .. } if j == jti),
+            ) {
+                return Ok(true);
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(false),
+            }
+        }
+    }
 }
 
 /// Opens the embedded ledger of a data directory (`ledger.sqlite`, key `ledger.key`),

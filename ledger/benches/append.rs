@@ -118,7 +118,12 @@ fn cpu_seconds() -> f64 {
 
 fn cpu_report() {
     let rt = runtime();
-    for writers in [1u64, 64] {
+    // `LEDGER_BENCH_WRITERS=1,4,64` picks the writer counts (default 1, 4 and 64).
+    let counts: Vec<u64> = std::env::var("LEDGER_BENCH_WRITERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 4, 64]);
+    for writers in counts {
         let (_dir, ledger) = setup();
         let per_round = if writers == 1 { 1_000 } else { 6_400 };
         let mut cpu = Vec::new();
@@ -142,9 +147,12 @@ fn cpu_report() {
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    benches(&mut c);
-    c.final_summary();
+    // `LEDGER_BENCH_CPU_ONLY=1` skips criterion and prints only the CPU report.
+    if std::env::var_os("LEDGER_BENCH_CPU_ONLY").is_none() {
+        let mut c = Criterion::default().configure_from_args();
+        benches(&mut c);
+        c.final_summary();
+    }
     if !std::env::args().any(|a| a == "--test" || a == "--list") {
         cpu_report();
     }

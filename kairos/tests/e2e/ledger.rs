@@ -177,3 +177,98 @@ async fn every_issuance_is_on_the_ledger_and_tampering_is_named() {
         "{out}"
     );
 }
+
+/// RFC 7009 revocation is a ledger fact, not process memory: a second instance on the same
+/// ledger sees it at once, and so does a restarted one.
+#[tokio::test]
+async fn revocation_is_seen_by_other_instances_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = kairos::ledger_audit::open_embedded(dir.path(), 4).unwrap();
+    let audit = || Arc::new(kairos::ledger_audit::LedgerAudit::new(ledger.clone()));
+    // two instances behind one name, as behind a load balancer
+    let cfg = r#"issuer = "https://kairos.test""#;
+    let a = start_configured(dir.path(), cfg, audit(), vec![]).await;
+    let b = start_configured(dir.path(), cfg, audit(), vec![]).await;
+    let svid = issue_svid(
+        &a.data.ca,
+        "/payments-app",
+        time::Duration::hours(24),
+        time::OffsetDateTime::now_utc(),
+    );
+    let r = client_of(&a, &svid)
+        .send(
+            "POST",
+            "/certificates",
+            &[("content-type", "application/json")],
+            json!({"transaction_id": "txn-revoke"}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+    let txn = Identity {
+        cert_pem: r.json()["certificate"].as_str().unwrap().to_owned(),
+        key_pem: r.json()["private_key"].as_str().unwrap().to_owned(),
+    };
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "payments-app"),
+    ];
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let t = client_of(&a, &txn)
+            .post_form("/token", &form)
+            .await
+            .unwrap();
+        assert_eq!(t.status, 200);
+        tokens.push(t.json()["access_token"].as_str().unwrap().to_owned());
+    }
+    let (revoked, kept) = (&tokens[0], &tokens[1]);
+    let active = |server: &kairos::serve::Running, token: &str| {
+        let c = client_of(server, &svid);
+        let token = token.to_owned();
+        async move {
+            let r = c
+                .post_form(
+                    "/introspect",
+                    &[("token", token.as_str()), ("client_id", "payments-app")],
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", r.json());
+            r.json()["active"].as_bool().unwrap()
+        }
+    };
+    assert!(active(&b, revoked).await, "not revoked yet");
+    let r = client_of(&a, &txn)
+        .post_form(
+            "/revoke",
+            &[("token", revoked.as_str()), ("client_id", "payments-app")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!active(&a, revoked).await, "the revoking instance");
+    assert!(
+        !active(&b, revoked).await,
+        "another instance on the same ledger"
+    );
+    assert!(active(&b, kept).await, "only the revoked token is affected");
+    a.stop().await;
+    b.stop().await;
+    drop(ledger);
+
+    // a restart: a new process would open the same files
+    let ledger = kairos::ledger_audit::open_embedded(dir.path(), 4).unwrap();
+    let c = start_configured(
+        dir.path(),
+        cfg,
+        Arc::new(kairos::ledger_audit::LedgerAudit::new(ledger)),
+        vec![],
+    )
+    .await;
+    assert!(
+        !active(&c, revoked).await,
+        "revocation survives the restart"
+    );
+    assert!(active(&c, kept).await);
+}

@@ -466,6 +466,30 @@ async fn introspection_and_revocation() {
             .iter()
             .any(|(e, _)| matches!(e, kairos_authz::AuditEvent::TokenRevoked { .. }))
     );
+    // When the ledger cannot say whether a token was revoked, introspection fails closed: 503,
+    // never "active": true (this token was never revoked).
+    let fresh = h.token(&txn, "payments-app").await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.audit.set_failing(true);
+    let r = c
+        .post_form(
+            "/introspect",
+            &[("token", &fresh), ("client_id", "payments-app")],
+        )
+        .await
+        .unwrap();
+    h.audit.set_failing(false);
+    assert_oauth_error(&r, 503, "temporarily_unavailable");
+    let r = c
+        .post_form(
+            "/introspect",
+            &[("token", &fresh), ("client_id", "payments-app")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json()["active"], true);
 }
 
 #[tokio::test]

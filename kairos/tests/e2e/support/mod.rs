@@ -141,7 +141,17 @@ pub async fn start_with_audit(
     audit: Arc<dyn kairos_authz::AuditLog>,
     ledger_jwks: Vec<Value>,
 ) -> Running {
-    let cfg = RawConfig::parse("")
+    start_configured(dir, "", audit, ledger_jwks).await
+}
+
+/// [`start_with_audit`] with a TOML configuration.
+pub async fn start_configured(
+    dir: &std::path::Path,
+    toml: &str,
+    audit: Arc<dyn kairos_authz::AuditLog>,
+    ledger_jwks: Vec<Value>,
+) -> Running {
+    let cfg = RawConfig::parse(toml)
         .unwrap()
         .validate(Some(([127, 0, 0, 1], 0).into()))
         .unwrap();
