@@ -88,8 +88,13 @@ impl AuditEvent {
 /// Context of a record: when and for which request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditMeta {
-    /// The request id (from `X-Request-Id` or generated).
-    pub request_id: String,
+    /// The client's `X-Request-Id`, when it sent a well-formed one. With the transaction and
+    /// the record kind it is the idempotency key: a retry with the same id is refused rather
+    /// than answered with something other than what is on record. Without one nothing is
+    /// generated: an id nobody knows correlates nothing, and a random one can never repeat, so
+    /// its unique-index entry (a random page write in SQLite, an extra item in every DynamoDB
+    /// transaction) would be pure cost.
+    pub request_id: Option<String>,
     /// The time of the decision.
     pub time: OffsetDateTime,
 }

@@ -60,7 +60,7 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-fn request_id(headers: &HeaderMap) -> String {
+fn request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -71,16 +71,6 @@ fn request_id(headers: &HeaderMap) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
-        .unwrap_or_else(random_id)
-}
-
-fn random_id() -> String {
-    use aws_lc_rs::rand::SecureRandom;
-    let mut b = [0u8; 16];
-    // SystemRandom only fails if the OS RNG is broken; an all-zero id is then still unique
-    // enough for correlation and never used as a secret.
-    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
-    URL_SAFE_NO_PAD.encode(b)
 }
 
 /// A token id that sorts by issuance time: 48-bit Unix milliseconds, then 80 random bits,

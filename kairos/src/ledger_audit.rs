@@ -100,7 +100,10 @@ impl AuditLog for LedgerAudit {
         let body = record_body(event)
             .ok_or_else(|| AuditError::Unavailable("event kind has no ledger record".into()))?;
         let ms = i64::try_from(meta.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-        let mut m = RecordMeta::at(ms).request_id(meta.request_id);
+        let mut m = RecordMeta::at(ms);
+        if let Some(rid) = meta.request_id {
+            m = m.request_id(rid);
+        }
         if let Some(c) = client_id {
             m = m.client_id(c);
         }

@@ -253,6 +253,12 @@ async fn revocation_is_seen_by_other_instances_and_survives_a_restart() {
         "another instance on the same ledger"
     );
     assert!(active(&b, kept).await, "only the revoked token is affected");
+    // no X-Request-Id was sent: none is invented, so the record carries no idempotency key
+    let kept_jti = claims(kept)["jti"].as_str().unwrap().to_owned();
+    let page = ledger.by_jti(&kept_jti, 10, None).await.unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.records[0].content.request_id, None);
+    assert_eq!(page.records[0].idempotency_key(), None);
     a.stop().await;
     b.stop().await;
     drop(ledger);
