@@ -33,7 +33,7 @@ pub use record::{
     GENESIS_PREV, MAX_RECORD_BYTES, RECORD_PREFIX, RECORD_VERSION, Record, RecordBody,
     RecordContent, SYSTEM_CHAIN, chain_for, idempotency_key, normalize_serial, sha256_hex,
 };
-pub use sqlite::SqliteStore;
+pub use sqlite::{GroupCommit, MAX_COMMIT_DELAY, SqliteStore};
 pub use store::{AppendFuture, ChainHead, MAX_PAGE_SIZE, Page, Query, Store, StoreError};
 pub use verify::{
     Completeness, Problem, VerifyFailure, VerifyReport, check_checkpoint_signature, check_record,

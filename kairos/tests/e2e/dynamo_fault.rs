@@ -102,8 +102,10 @@ async fn dynamodb_stopped_under_token_load_fails_closed() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // SIGTERM (see ledger/README.md on SIGKILL and DynamoDB Local's -dbPath)
-    local.stop();
+    // The outage: DynamoDB stops answering mid-load (SIGSTOP); once every client has seen it,
+    // it is stopped for good (SIGCONT, a moment to settle, SIGTERM; see ledger/README.md on
+    // DynamoDB Local losing acknowledged writes when stopped while busy).
+    local.pause();
     stop.store(true, Ordering::SeqCst);
     let mut jtis = Vec::new();
     let mut unavailable = 0;
@@ -112,6 +114,7 @@ async fn dynamodb_stopped_under_token_load_fails_closed() {
         jtis.extend(j);
         unavailable += u;
     }
+    local.stop();
     assert!(unavailable > 0, "the outage was not observed");
     assert!(jtis.len() >= 60);
     server.stop().await;

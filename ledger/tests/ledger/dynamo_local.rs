@@ -81,9 +81,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status();
+}
+
 /// A running DynamoDB Local; killed on drop.
 pub struct DynamoLocal {
     child: Option<Child>,
+    paused: bool,
     pub endpoint: String,
 }
 
@@ -121,6 +128,7 @@ impl DynamoLocal {
         let child = cmd.spawn().expect("starting java for DynamoDB Local");
         Self {
             child: Some(child),
+            paused: false,
             endpoint: format!("http://127.0.0.1:{port}"),
         }
     }
@@ -175,10 +183,27 @@ impl DynamoLocal {
         }
     }
 
+    /// Freeze the server (SIGSTOP): connections are still accepted by the kernel, nothing is
+    /// answered, as with a hung or partitioned DynamoDB. Clients see timeouts. [`Self::stop`]
+    /// resumes it and lets it settle before stopping it.
+    pub fn pause(&mut self) {
+        if let Some(c) = &self.child {
+            signal(c, "-STOP");
+            self.paused = true;
+        }
+    }
+
     /// Stop the server with SIGTERM (as a service manager or container runtime does) and reap
     /// it. In-flight requests fail.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            if self.paused {
+                signal(&c, "-CONT");
+                // Let it finish what it had in hand before it shuts down: DynamoDB Local
+                // acknowledges a write before its files are sure to have it (ledger/README.md).
+                std::thread::sleep(Duration::from_secs(1));
+                self.paused = false;
+            }
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
