@@ -53,7 +53,8 @@ pub(crate) struct Inner {
     pub extra_jwks: Vec<Value>,
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
-    /// Revoked token ids and their expiry (unix seconds).
+    /// Revocations this process already knows of (token id → expiry, unix seconds): a cache
+    /// of positive answers only. The ledger, through [`AuditLog::is_revoked`], is the record.
     pub revoked: Mutex<HashMap<String, i64>>,
 }
 
