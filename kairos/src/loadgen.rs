@@ -96,6 +96,17 @@ pub struct BenchArgs {
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// A client certificate (PEM) to present instead of one issued from `--data-dir`. With
+    /// `--key` and `--cacert` the tool drives any RFC 8705 token endpoint, e.g. a peer
+    /// server's, with the same load and the same CPU accounting.
+    #[arg(long, requires_all = ["key", "cacert"])]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of `--cert`.
+    #[arg(long, requires_all = ["cert", "cacert"])]
+    pub key: Option<PathBuf>,
+    /// The CA (PEM) the server's certificate chains to, with `--cert`.
+    #[arg(long, requires_all = ["cert", "key"])]
+    pub cacert: Option<PathBuf>,
 }
 
 /// Per-request timeout; a request slower than this counts as an error.
@@ -335,8 +346,15 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     sorted.get(rank - 1).map_or(0.0, |&ns| ns as f64 / 1000.0)
 }
 
-/// Issues the tool's client identity: (certificate PEM, key PEM).
+/// The tool's client identity: (CA PEM, certificate PEM, key PEM), from `--cert`/`--key`/
+/// `--cacert` or issued by the data directory's CA.
 async fn identity(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<(String, String, String)> {
+    if let (Some(cert), Some(key), Some(ca)) = (&args.cert, &args.key, &args.cacert) {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        return Ok((read(ca)?, read(cert)?, read(key)?));
+    }
     let ca_pem_path = args.data_dir.join("ca.pem");
     let ca_pem = std::fs::read_to_string(&ca_pem_path)
         .with_context(|| format!("cannot read {}", ca_pem_path.display()))?;

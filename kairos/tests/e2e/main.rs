@@ -17,6 +17,7 @@ mod dynamo_fault;
 mod dynamo_local;
 
 mod ledger;
+mod load;
 mod oauth;
 mod resource;
 mod tls;
