@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kairos_issuer::{
     IssueError, KeySource, KeyType, TransactionContext, TransactionRequest, VerifiedCsr,
 };
@@ -73,12 +72,24 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The base64url characters in ASCII order, so that encoded ids sort as their bytes do (the
+/// standard base64url order, `A–Z a–z 0–9 - _`, does not).
+const SORTABLE_B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &match base64::alphabet::Alphabet::new(
+        "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz",
+    ) {
+        Ok(a) => a,
+        Err(_) => panic!("the sortable alphabet is 64 distinct printable characters"),
+    },
+    base64::engine::general_purpose::NO_PAD,
+);
+
 /// A token id that sorts by issuance time: 48-bit Unix milliseconds, then 80 random bits,
-/// base64url (22 characters). The random part keeps ids unguessable and unique; the time
-/// prefix makes ledger index inserts land at the end of the `jti` index instead of on a random
-/// page, one fewer random page write per durable token record (kairos/BENCH.md, section E).
-/// The token already states its issuance time in `iat`, so the prefix reveals nothing new.
-/// `None` only when the OS random number generator fails.
+/// 22 URL-safe characters from an alphabet in ASCII order. The random part keeps ids
+/// unguessable and unique; the time prefix makes ledger index inserts land at the end of the
+/// `jti` index instead of on a random page (kairos/BENCH.md, section E). The token already
+/// states its issuance time in `iat`, so the prefix reveals nothing new. `None` only when the
+/// OS random number generator fails.
 fn token_id(now: time::OffsetDateTime) -> Option<String> {
     use aws_lc_rs::rand::SecureRandom;
     let ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
@@ -87,7 +98,7 @@ fn token_id(now: time::OffsetDateTime) -> Option<String> {
     aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut b[6..])
         .ok()?;
-    Some(URL_SAFE_NO_PAD.encode(b))
+    Some(SORTABLE_B64.encode(b))
 }
 
 type Cert = Option<Extension<ClientCertificate>>;
@@ -386,8 +397,8 @@ async fn revoke(
     let authed = client_auth(&state, &form, &cert, &meta).await?;
     // RFC 7009 §2.2: unknown or invalid tokens, and tokens of other clients, get 200 and no
     // effect. Refresh tokens are not issued, so every hint is satisfied by an access token.
-    // A revocation already known here is not recorded twice; one only on the ledger (another
-    // instance's) is, harmlessly: the ledger read that would avoid it costs as much.
+    // A revocation is recorded once per token: one already known here is not offered again,
+    // and the ledger refuses a second one (keyed by the jti) from any other instance.
     if let Some(c) = valid_claims(&state, &token, meta.time)
         && c.client_id == authed.client().client_id.as_str()
         && !known_revoked(&state, &c.jti)
@@ -402,7 +413,11 @@ async fn revoke(
                 meta.clone(),
             )
             .await
-            .map_err(|e| audit_refusal(&e, "revocation"))?;
+            .or_else(|e| match e {
+                // already revoked (a revocation is keyed by its token): RFC 7009 §2.2, 200
+                AuditError::Duplicate => Ok(()),
+                other => Err(audit_refusal(&other, "revocation")),
+            })?;
         remember_revoked(&state, c.jti, c.exp, meta.time);
     }
     Ok(json_no_store(StatusCode::OK, json!({})))
@@ -633,11 +648,21 @@ mod tests {
         let t = time::OffsetDateTime::from_unix_timestamp(1_750_000_000).expect("valid time");
         let a = token_id(t).expect("rng");
         let b = token_id(t).expect("rng");
-        let later = token_id(t + time::Duration::milliseconds(1)).expect("rng");
         assert_eq!(a.len(), 22);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
         assert_ne!(a, b, "80 random bits must differ within one millisecond");
-        assert!(a < later && b < later, "{a} {b} must sort before {later}");
         // the first 8 characters carry the 48-bit millisecond prefix
         assert_eq!(a[..8], b[..8]);
+        // every millisecond boundary over a span that crosses every character of the last
+        // prefix positions (including the ones where standard base64url order would break)
+        let mut prev = token_id(t).expect("rng");
+        for ms in 1..200_000 {
+            let next = token_id(t + time::Duration::milliseconds(ms)).expect("rng");
+            assert!(prev < next, "{prev} then {next} at +{ms} ms");
+            prev = next;
+        }
     }
 }

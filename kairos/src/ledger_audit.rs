@@ -115,25 +115,18 @@ impl AuditLog for LedgerAudit {
     }
 
     async fn is_revoked(&self, jti: &str) -> Result<bool, AuditError> {
-        // A jti has a handful of records (issued, revoked, perhaps an auditor's access), so
-        // this is one indexed lookup; pages are followed all the same.
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .ledger
-                .by_jti(jti, 100, cursor.as_deref())
-                .await
-                .map_err(|e| AuditError::Unavailable(e.to_string()))?;
-            if page.records.iter().any(
-                |r| matches!(&r.content.body, RecordBody::TokenRevoked { jti: j, .. } if j == jti),
-            ) {
-                return Ok(true);
-            }
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => return Ok(false),
-            }
-        }
+        // A revocation's idempotency key is derived from the jti alone, so this is one read
+        // by key: strongly consistent on DynamoDB (a GetItem on the table, not a query on an
+        // eventually consistent index), a primary-index lookup in SQLite.
+        let found = self
+            .ledger
+            .store()
+            .find_by_idempotency_key(&kairos_ledger::revocation_key(jti))
+            .await
+            .map_err(|e| AuditError::Unavailable(e.to_string()))?;
+        Ok(found.is_some_and(
+            |r| matches!(&r.content.body, RecordBody::TokenRevoked { jti: j, .. } if j == jti),
+        ))
     }
 }
 

@@ -10,7 +10,7 @@ use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointContent};
 use crate::key::{KeyError, LedgerKey, PublicKeySet};
 use crate::record::{
     GENESIS_PREV, MAX_RECORD_BYTES, RECORD_VERSION, Record, RecordBody, RecordContent, chain_for,
-    idempotency_key, sha256_hex,
+    record_idempotency_key, sha256_hex,
 };
 use crate::store::{ChainHead, Page, Query, Store, StoreError};
 use crate::verify::{ChainVerifier, VerifyReport};
@@ -236,10 +236,8 @@ impl Ledger {
             .map(str::to_owned)
             .or_else(|| meta.client_id.clone());
         let chain = self.chain_for(transaction_id.as_deref(), client_id.as_deref());
-        let idem = meta
-            .request_id
-            .as_deref()
-            .map(|rid| idempotency_key(body.kind(), transaction_id.as_deref(), rid));
+        let idem =
+            record_idempotency_key(&body, transaction_id.as_deref(), meta.request_id.as_deref());
         let slot = self.slot(&chain);
         let ordered = self.store.ordered_submission();
 

@@ -31,7 +31,8 @@ pub use ledger::{
 };
 pub use record::{
     GENESIS_PREV, MAX_RECORD_BYTES, RECORD_PREFIX, RECORD_VERSION, Record, RecordBody,
-    RecordContent, SYSTEM_CHAIN, chain_for, idempotency_key, normalize_serial, sha256_hex,
+    RecordContent, SYSTEM_CHAIN, chain_for, idempotency_key, normalize_serial,
+    record_idempotency_key, revocation_key, sha256_hex,
 };
 pub use sqlite::{GroupCommit, MAX_COMMIT_DELAY, SqliteStore};
 pub use store::{AppendFuture, ChainHead, MAX_PAGE_SIZE, Page, Query, Store, StoreError};

@@ -250,18 +250,44 @@ pub struct Record {
 }
 
 impl Record {
-    /// The idempotency key of this record, if it has a request id.
+    /// The idempotency key of this record (see [`record_idempotency_key`]).
     pub fn idempotency_key(&self) -> Option<String> {
         let c = &self.content;
-        c.request_id
-            .as_deref()
-            .map(|rid| idempotency_key(c.body.kind(), c.transaction_id.as_deref(), rid))
+        record_idempotency_key(
+            &c.body,
+            c.transaction_id.as_deref(),
+            c.request_id.as_deref(),
+        )
     }
 
     /// Sort/pagination key for query results: `time` then chain then seq.
     pub fn query_order_key(&self) -> (i64, &str, u64) {
         (self.content.time, &self.content.chain, self.content.seq)
     }
+}
+
+/// The idempotency key of a record with this body, transaction id and request id. A
+/// `token_revoked` record's is the token's [`revocation_key`], whatever the request: a token is
+/// revoked once, and the store's uniqueness on that key is what lets every instance ask, with
+/// a strongly consistent read, whether a token is revoked. Any other record has one only when
+/// it carries a request id ([`idempotency_key`]).
+pub fn record_idempotency_key(
+    body: &RecordBody,
+    transaction_id: Option<&str>,
+    request_id: Option<&str>,
+) -> Option<String> {
+    if let RecordBody::TokenRevoked { jti, .. } = body {
+        return Some(revocation_key(jti));
+    }
+    request_id.map(|rid| idempotency_key(body.kind(), transaction_id, rid))
+}
+
+/// Idempotency key of the revocation of token `jti`: hex SHA-256 of the JSON array
+/// `["token_revoked", jti]`. Two elements, so it never equals a request-id key (three).
+pub fn revocation_key(jti: &str) -> String {
+    let arr = ("token_revoked", jti);
+    let bytes = serde_json::to_vec(&arr).unwrap_or_else(|_| format!("{arr:?}").into_bytes());
+    sha256_hex(&bytes)
 }
 
 /// Idempotency key: hex SHA-256 of the JSON array `[kind, transaction_id|null, request_id]`.
@@ -389,6 +415,24 @@ mod tests {
         assert_eq!(
             chain_for(Some("abc"), None, 1000),
             format!("shard-{:04}", 0xba7816bf8f01cfeau64 % 1000)
+        );
+    }
+
+    #[test]
+    fn a_revocation_is_keyed_by_its_token_not_its_request() {
+        let body = |reason: &str| RecordBody::TokenRevoked {
+            jti: "j".into(),
+            client_id: "c".into(),
+            reason: reason.into(),
+        };
+        let a = record_idempotency_key(&body("x"), None, Some("r1"));
+        let b = record_idempotency_key(&body("y"), Some("t"), None);
+        assert_eq!(a, Some(revocation_key("j")));
+        assert_eq!(a, b);
+        assert_ne!(revocation_key("j"), revocation_key("k"));
+        assert_ne!(
+            revocation_key("j"),
+            idempotency_key("token_revoked", None, "j")
         );
     }
 

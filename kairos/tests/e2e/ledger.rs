@@ -239,14 +239,26 @@ async fn revocation_is_seen_by_other_instances_and_survives_a_restart() {
         }
     };
     assert!(active(&b, revoked).await, "not revoked yet");
-    let r = client_of(&a, &txn)
-        .post_form(
-            "/revoke",
-            &[("token", revoked.as_str()), ("client_id", "payments-app")],
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200);
+    let revoke = |server: &kairos::serve::Running, token: &str| {
+        let c = client_of(server, &txn);
+        let body = kairos::client::form_body(&[("token", token), ("client_id", "payments-app")]);
+        async move {
+            let r = c
+                .send(
+                    "POST",
+                    "/revoke",
+                    &[
+                        ("content-type", "application/x-www-form-urlencoded"),
+                        ("x-request-id", "revoke-1"),
+                    ],
+                    body,
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
+    };
+    revoke(&a, revoked).await;
     assert!(!active(&a, revoked).await, "the revoking instance");
     assert!(
         !active(&b, revoked).await,
@@ -264,11 +276,11 @@ async fn revocation_is_seen_by_other_instances_and_survives_a_restart() {
     drop(ledger);
 
     // a restart: a new process would open the same files
-    let ledger = kairos::ledger_audit::open_embedded(dir.path(), 4).unwrap();
+    let reopened = kairos::ledger_audit::open_embedded(dir.path(), 4).unwrap();
     let c = start_configured(
         dir.path(),
         cfg,
-        Arc::new(kairos::ledger_audit::LedgerAudit::new(ledger)),
+        Arc::new(kairos::ledger_audit::LedgerAudit::new(reopened.clone())),
         vec![],
     )
     .await;
@@ -277,4 +289,22 @@ async fn revocation_is_seen_by_other_instances_and_survives_a_restart() {
         "revocation survives the restart"
     );
     assert!(active(&c, kept).await);
+    // RFC 7009 §2.2: revoking again, even retrying with the same X-Request-Id on an instance
+    // that does not know of the first revocation, is a 200; the ledger keeps one record
+    let fresh = start_configured(
+        dir.path(),
+        cfg,
+        Arc::new(kairos::ledger_audit::LedgerAudit::new(reopened.clone())),
+        vec![],
+    )
+    .await;
+    revoke(&fresh, revoked).await;
+    let jti = claims(revoked)["jti"].as_str().unwrap().to_owned();
+    let page = reopened.by_jti(&jti, 10, None).await.unwrap();
+    let revocations = page
+        .records
+        .iter()
+        .filter(|r| r.content.body.kind() == "token_revoked")
+        .count();
+    assert_eq!(revocations, 1);
 }

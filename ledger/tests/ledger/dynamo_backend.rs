@@ -227,8 +227,9 @@ async fn unreachable_server_is_unavailable() {
     ));
 }
 
-/// Kill DynamoDB Local in the middle of a stream of appends: every append either returned Ok
-/// (and its record is there after a restart) or Unavailable; the chains verify afterwards.
+/// Stop DynamoDB Local in the middle of a stream of appends (freeze, then SIGTERM): every
+/// append either returned Ok (and its record is there after a restart) or Unavailable; the
+/// chains verify afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn server_killed_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
