@@ -530,6 +530,31 @@ pub async fn idempotent_retries(h: Harness) {
     assert!(!rev.duplicate);
     let recs = all_pages(&l, &Query::Transaction("txn-I".into()), 50).await;
     assert_eq!(recs.len(), 3, "{recs:?}");
+    // A token is revoked once, whatever the request id: the second revocation is the first.
+    let rev_again = l
+        .append(
+            revoked("jti-I", "client-I"),
+            RecordMeta::at(T0 + 5).request_id("req-other"),
+        )
+        .await
+        .unwrap();
+    assert!(rev_again.duplicate);
+    assert_eq!((rev_again.seq, &rev_again.hash), (rev.seq, &rev.hash));
+    // ... and "is it revoked?" is one read by key (a consistent GetItem on DynamoDB)
+    let found = l
+        .store()
+        .find_by_idempotency_key(&kairos_ledger::revocation_key("jti-I"))
+        .await
+        .unwrap()
+        .expect("the revocation, by its key");
+    assert_eq!(found.hash, rev.hash);
+    assert_eq!(
+        l.store()
+            .find_by_idempotency_key(&kairos_ledger::revocation_key("jti-other"))
+            .await
+            .unwrap(),
+        None
+    );
     // Without a request id there is no deduplication.
     let x = l.append(body.clone(), RecordMeta::at(T0)).await.unwrap();
     let y = l.append(body, RecordMeta::at(T0)).await.unwrap();
