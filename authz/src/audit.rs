@@ -141,30 +141,30 @@ impl MemoryAuditLog {
     pub fn set_failing(&self, fail: bool) {
         self.fail.store(fail, std::sync::atomic::Ordering::SeqCst);
     }
-}
 
-#[async_trait]
-impl AuditLog for MemoryAuditLog {
-    async fn record(&self, event: AuditEvent, meta: AuditMeta) -> Result<(), AuditError> {
+    /// The events, unless configured to fail.
+    fn available(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, Vec<(AuditEvent, AuditMeta)>>, AuditError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(AuditError::Unavailable("configured to fail".into()));
         }
         self.events
             .lock()
-            .map_err(|_| AuditError::Unavailable("poisoned".into()))?
-            .push((event, meta));
+            .map_err(|_| AuditError::Unavailable("poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryAuditLog {
+    async fn record(&self, event: AuditEvent, meta: AuditMeta) -> Result<(), AuditError> {
+        self.available()?.push((event, meta));
         Ok(())
     }
 
     async fn is_revoked(&self, jti: &str) -> Result<bool, AuditError> {
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(AuditError::Unavailable("configured to fail".into()));
-        }
-        let events = self
-            .events
-            .lock()
-            .map_err(|_| AuditError::Unavailable("poisoned".into()))?;
-        Ok(events
+        Ok(self
+            .available()?
             .iter()
             .any(|(e, _)| matches!(e, AuditEvent::TokenRevoked { jti: j, .. } if j == jti)))
     }

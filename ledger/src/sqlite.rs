@@ -240,8 +240,9 @@ pub const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 /// The writer remembers the sizes of the last eight commits. A commit holding fewer operations
 /// than their lower median waits for the rest, at most the configured delay; whatever else has
 /// arrived by then joins too. Because it is a median, a chance overlap of independent requests,
-/// or a burst, does not make later commits wait; sustained concurrency does. When a wait runs out, the size drops at once to what came, so a fall in load costs one
-/// delay. Writers that never overlap never wait.
+/// or a burst, does not make later commits wait; sustained concurrency does. When a wait runs
+/// out, the expectation drops at once to what came, so a fall in load costs one delay. Writers
+/// that never overlap never wait.
 ///
 /// Measured with `kairos serve` (kairos/BENCH.md, section E): with four keep-alive clients on
 /// one saturated core, server CPU per token and median latency both fell, because the core no
@@ -295,17 +296,22 @@ impl GroupCommit {
     }
 }
 
+/// Moves the operations already waiting in `rx` into `batch`, up to [`MAX_BATCH`].
+fn take_waiting(rx: &mpsc::Receiver<Op>, batch: &mut Vec<Op>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
+    }
+}
+
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, max_delay: Duration) {
     let mut group = GroupCommit::default();
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+        take_waiting(&rx, &mut batch);
         let waited = !max_delay.is_zero() && group.should_wait(batch.len());
         if waited {
             let deadline = Instant::now() + max_delay;
@@ -317,12 +323,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, max_delay: Duration
                 }
             }
             // whatever else is already here joins this commit too
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
+            take_waiting(&rx, &mut batch);
         }
         group.observe(batch.len(), waited);
         commit_batch(&mut conn, batch);

@@ -227,13 +227,7 @@ async fn revocation_is_seen_by_other_instances_and_survives_a_restart() {
         let c = client_of(server, &svid);
         let token = token.to_owned();
         async move {
-            let r = c
-                .post_form(
-                    "/introspect",
-                    &[("token", token.as_str()), ("client_id", "payments-app")],
-                )
-                .await
-                .unwrap();
+            let r = introspect(&c, &token).await;
             assert_eq!(r.status, 200, "{}", r.json());
             r.json()["active"].as_bool().unwrap()
         }

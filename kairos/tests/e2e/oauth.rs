@@ -398,26 +398,14 @@ async fn introspection_and_revocation() {
         .to_owned();
     let rs = h.svid("/payments-app");
     let c = h.client(Some(&rs));
-    let r = c
-        .post_form(
-            "/introspect",
-            &[("token", &token), ("client_id", "payments-app")],
-        )
-        .await
-        .unwrap();
+    let r = introspect(&c, &token).await;
     assert_eq!(r.status, 200);
     let j = r.json();
     assert_eq!(j["active"], true);
     assert_eq!(j["cnf"]["x5t#S256"], openssl_x5t(&txn.cert_pem).as_str());
     assert_eq!(j["txn"], "txn-intro");
     // unknown token: exactly {"active": false}
-    let r = c
-        .post_form(
-            "/introspect",
-            &[("token", "nonsense"), ("client_id", "payments-app")],
-        )
-        .await
-        .unwrap();
+    let r = introspect(&c, "nonsense").await;
     assert_eq!(r.json(), json!({"active": false}));
     // unauthenticated callers are refused (RFC 7662 §2.1)
     let r = h
@@ -452,13 +440,7 @@ async fn introspection_and_revocation() {
         .await
         .unwrap();
     assert_eq!(r.status, 200);
-    let r = c
-        .post_form(
-            "/introspect",
-            &[("token", &token), ("client_id", "payments-app")],
-        )
-        .await
-        .unwrap();
+    let r = introspect(&c, &token).await;
     assert_eq!(r.json(), json!({"active": false}));
     assert!(
         h.audit
@@ -473,22 +455,10 @@ async fn introspection_and_revocation() {
         .unwrap()
         .to_owned();
     h.audit.set_failing(true);
-    let r = c
-        .post_form(
-            "/introspect",
-            &[("token", &fresh), ("client_id", "payments-app")],
-        )
-        .await
-        .unwrap();
+    let r = introspect(&c, &fresh).await;
     h.audit.set_failing(false);
     assert_oauth_error(&r, 503, "temporarily_unavailable");
-    let r = c
-        .post_form(
-            "/introspect",
-            &[("token", &fresh), ("client_id", "payments-app")],
-        )
-        .await
-        .unwrap();
+    let r = introspect(&c, &fresh).await;
     assert_eq!(r.json()["active"], true);
 }
 

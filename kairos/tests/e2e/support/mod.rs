@@ -170,6 +170,16 @@ pub fn client_of(server: &Running, id: &Identity) -> MtlsClient {
     .unwrap()
 }
 
+/// `POST /introspect` of `token` over `c`, as the default client `payments-app`.
+pub async fn introspect(c: &MtlsClient, token: &str) -> Reply {
+    c.post_form(
+        "/introspect",
+        &[("token", token), ("client_id", "payments-app")],
+    )
+    .await
+    .unwrap()
+}
+
 pub fn claims(jwt: &str) -> Value {
     let p = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
