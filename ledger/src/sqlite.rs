@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -97,8 +96,14 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: mpsc::Sender<Op>,
+    queue: Arc<CommitQueue<Op>>,
     readers: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -152,15 +157,16 @@ impl SqliteStore {
             .map_err(unavailable("synchronous"))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| StoreError::backend("sqlite schema", e))?;
-        let (tx, rx) = mpsc::channel();
+        let queue = Arc::new(CommitQueue::new());
+        let writer_queue = queue.clone();
         std::thread::Builder::new()
             .name("kairos-ledger-sqlite".into())
-            .spawn(move || writer_loop(conn, rx, max_commit_delay))
+            .spawn(move || writer_loop(conn, &writer_queue, max_commit_delay))
             .map_err(|e| StoreError::backend("spawn writer thread", e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: tx,
+                queue,
                 readers: std::sync::Mutex::new(Vec::new()),
             }),
         })
@@ -204,20 +210,12 @@ impl SqliteStore {
         op_fn: impl FnOnce(oneshot::Sender<Result<(), StoreError>>) -> Op,
     ) -> AppendFuture<'static> {
         let (tx, rx) = oneshot::channel();
-        let sent = self.inner.writer.send(op_fn(tx));
+        let sent = self.inner.queue.push(op_fn(tx));
         Box::pin(async move {
             if sent.is_err() {
-                return Err(StoreError::Unavailable {
-                    message: "sqlite writer stopped".into(),
-                    source: None,
-                });
+                return Err(writer_stopped());
             }
-            rx.await.unwrap_or_else(|_| {
-                Err(StoreError::Unavailable {
-                    message: "sqlite writer stopped".into(),
-                    source: None,
-                })
-            })
+            rx.await.unwrap_or_else(|_| Err(writer_stopped()))
         })
     }
 }
@@ -296,36 +294,158 @@ impl GroupCommit {
     }
 }
 
-/// Moves the operations already waiting in `rx` into `batch`, up to [`MAX_BATCH`].
-fn take_waiting(rx: &mpsc::Receiver<Op>, batch: &mut Vec<Op>) {
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(op) => batch.push(op),
-            Err(_) => break,
+/// Operations waiting for the writer, and when the writer wants to hear about them.
+///
+/// The writer is woken only when the group it is waiting for is complete (or, when idle with
+/// no group expected, by the first operation), not by every operation: on a busy core each
+/// wake-up is a context switch, and the one request path per token cost more switching than
+/// SQLite work before this (kairos/BENCH.md, section F).
+struct CommitQueue<T> {
+    state: std::sync::Mutex<QueueState<T>>,
+    wake: std::sync::Condvar,
+}
+
+struct QueueState<T> {
+    ops: Vec<T>,
+    /// When the oldest waiting operation arrived.
+    first_at: Option<Instant>,
+    /// Wake the writer when this many operations wait; `usize::MAX` while it is committing.
+    wake_at: usize,
+    /// No more operations are accepted: the store was dropped or the writer stopped.
+    closed: bool,
+}
+
+impl<T> CommitQueue<T> {
+    fn new() -> Self {
+        Self {
+            state: std::sync::Mutex::new(QueueState {
+                ops: Vec::new(),
+                first_at: None,
+                wake_at: 1,
+                closed: false,
+            }),
+            wake: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Queue `op` for the writer; gives it back when the writer has stopped.
+    fn push(&self, op: T) -> Result<(), T> {
+        let mut q = lock(&self.state);
+        if q.closed {
+            return Err(op);
+        }
+        if q.ops.is_empty() {
+            q.first_at = Some(Instant::now());
+        }
+        q.ops.push(op);
+        let wake = q.ops.len() >= q.wake_at;
+        drop(q);
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stop accepting operations; the writer commits what is queued and exits.
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.wake.notify_one();
+    }
+
+    /// Wait for the next group: at least the group's expected size, or what has come when the
+    /// oldest operation has waited `max_delay`. Returns the batch and whether a wait ran out;
+    /// `None` once closed and drained.
+    fn next_batch(&self, group: &mut GroupCommit, max_delay: Duration) -> Option<(Vec<T>, bool)> {
+        let mut q = lock(&self.state);
+        let mut ran_out = false;
+        loop {
+            let target = if max_delay.is_zero() {
+                1
+            } else {
+                group.target()
+            };
+            if q.ops.len() >= target || (q.closed && !q.ops.is_empty()) {
+                break;
+            }
+            if q.closed {
+                return None;
+            }
+            q.wake_at = target;
+            match q.first_at {
+                None if target == 1 => {
+                    q = self
+                        .wake
+                        .wait(q)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                None => {
+                    // a group is expected: let its last member wake us; if nothing at all
+                    // comes within one delay the load has stopped
+                    let (guard, timeout) = self
+                        .wake
+                        .wait_timeout(q, max_delay)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    q = guard;
+                    if timeout.timed_out() && q.ops.is_empty() {
+                        *group = GroupCommit::default();
+                    }
+                }
+                Some(first) => {
+                    let left = (first + max_delay).saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        ran_out = true;
+                        break;
+                    }
+                    q = self
+                        .wake
+                        .wait_timeout(q, left)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+        q.wake_at = usize::MAX;
+        let take = q.ops.len().min(MAX_BATCH);
+        let batch: Vec<T> = q.ops.drain(..take).collect();
+        q.first_at = (!q.ops.is_empty()).then(Instant::now);
+        Some((batch, ran_out))
+    }
+}
+
+/// Closes the queue when the writer thread ends, however it ends, and fails what is left.
+struct WriterExit<'a>(&'a CommitQueue<Op>);
+
+impl Drop for WriterExit<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut q = lock(&self.0.state);
+            q.closed = true;
+            std::mem::take(&mut q.ops)
+        };
+        for op in left {
+            let _ = reply_of(op).send(Err(writer_stopped()));
         }
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, max_delay: Duration) {
+fn writer_stopped() -> StoreError {
+    StoreError::Unavailable {
+        message: "sqlite writer stopped".into(),
+        source: None,
+    }
+}
+
+fn reply_of(op: Op) -> oneshot::Sender<Result<(), StoreError>> {
+    match op {
+        Op::Append(_, r) | Op::Checkpoint(_, r) => r,
+    }
+}
+
+fn writer_loop(mut conn: Connection, queue: &CommitQueue<Op>, max_delay: Duration) {
+    let _exit = WriterExit(queue);
     let mut group = GroupCommit::default();
-    while let Ok(first) = rx.recv() {
-        let mut batch = Vec::with_capacity(64);
-        batch.push(first);
-        take_waiting(&rx, &mut batch);
-        let waited = !max_delay.is_zero() && group.should_wait(batch.len());
-        if waited {
-            let deadline = Instant::now() + max_delay;
-            while group.should_wait(batch.len()) {
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(op) => batch.push(op),
-                    // timed out, or every sender is gone: commit what is here
-                    Err(_) => break,
-                }
-            }
-            // whatever else is already here joins this commit too
-            take_waiting(&rx, &mut batch);
-        }
-        group.observe(batch.len(), waited);
+    while let Some((batch, ran_out)) = queue.next_batch(&mut group, max_delay) {
+        group.observe(batch.len(), ran_out);
         commit_batch(&mut conn, batch);
     }
 }
@@ -347,10 +467,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Op>) {
                 },
                 source: None,
             };
-            let reply = match op {
-                Op::Append(_, r) | Op::Checkpoint(_, r) => r,
-            };
-            let _ = reply.send(Err(e));
+            let _ = reply_of(op).send(Err(e));
         }
     };
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -375,10 +492,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Op>) {
         return fail_all(batch, "sqlite commit", Some(e));
     }
     for (op, r) in batch.into_iter().zip(results) {
-        let reply = match op {
-            Op::Append(_, r) | Op::Checkpoint(_, r) => r,
-        };
-        let _ = reply.send(r);
+        let _ = reply_of(op).send(r);
     }
 }
 
@@ -762,7 +876,111 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::GroupCommit;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{CommitQueue, GroupCommit};
+
+    fn expecting(n: usize) -> GroupCommit {
+        let mut g = GroupCommit::default();
+        for _ in 0..10 {
+            g.observe(n, false);
+        }
+        g
+    }
+
+    #[test]
+    fn an_idle_writer_takes_a_lone_operation_at_once() {
+        let q = Arc::new(CommitQueue::new());
+        let pusher = q.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            pusher.push(7).unwrap();
+        });
+        let mut g = GroupCommit::default();
+        let start = Instant::now();
+        let (batch, ran_out) = q.next_batch(&mut g, Duration::from_secs(1)).unwrap();
+        assert_eq!(batch, vec![7]);
+        assert!(!ran_out);
+        assert!(
+            start.elapsed() < Duration::from_millis(900),
+            "no group wait"
+        );
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn the_last_member_of_an_expected_group_releases_it() {
+        let q = Arc::new(CommitQueue::new());
+        let pusher = q.clone();
+        let t = std::thread::spawn(move || {
+            for i in 0..4 {
+                std::thread::sleep(Duration::from_millis(20));
+                pusher.push(i).unwrap();
+            }
+        });
+        let mut g = expecting(4);
+        let start = Instant::now();
+        let (batch, ran_out) = q.next_batch(&mut g, Duration::from_secs(1)).unwrap();
+        assert_eq!(batch, vec![0, 1, 2, 3], "one commit for the whole group");
+        assert!(!ran_out);
+        assert!(
+            start.elapsed() < Duration::from_millis(900),
+            "released by the fourth"
+        );
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn an_incomplete_group_waits_one_delay_from_its_first_member() {
+        let q = CommitQueue::new();
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        let mut g = expecting(4);
+        let start = Instant::now();
+        let (batch, ran_out) = q.next_batch(&mut g, Duration::from_millis(100)).unwrap();
+        assert_eq!(batch, vec![1, 2]);
+        assert!(ran_out);
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(90), "{waited:?}");
+        g.observe(batch.len(), ran_out);
+        assert!(!g.should_wait(2), "the expectation follows what came");
+    }
+
+    #[test]
+    fn a_group_expectation_is_dropped_when_the_load_stops() {
+        let q = Arc::new(CommitQueue::new());
+        let mut g = expecting(4);
+        let pusher = q.clone();
+        let t = std::thread::spawn(move || {
+            // more than two delays of silence, then a lone operation
+            std::thread::sleep(Duration::from_millis(1200));
+            pusher.push(9).unwrap();
+        });
+        let start = Instant::now();
+        let (batch, _) = q.next_batch(&mut g, Duration::from_millis(500)).unwrap();
+        assert_eq!(batch, vec![9]);
+        let waited = start.elapsed();
+        // still expecting four, it would have been taken at 1,700 ms
+        assert!(
+            waited < Duration::from_millis(1600),
+            "taken when it came, not one delay later: {waited:?}"
+        );
+        assert!(!g.should_wait(1));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_work_and_drains_what_it_holds() {
+        let q = CommitQueue::new();
+        q.push(1).unwrap();
+        q.close();
+        assert_eq!(q.push(2), Err(2));
+        let mut g = expecting(4);
+        let (batch, _) = q.next_batch(&mut g, Duration::from_secs(1)).unwrap();
+        assert_eq!(batch, vec![1], "committed without waiting for a group");
+        assert!(q.next_batch(&mut g, Duration::from_secs(1)).is_none());
+    }
 
     #[test]
     fn a_lone_writer_never_waits() {
