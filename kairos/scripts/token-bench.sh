@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Server CPU per token, measured the way issue 3 asks: one server worker pinned to core 0, the
+# load (`kairos bench`) pinned to core 1. See kairos/BENCH.md for what each figure means.
+#
+#   kairos/scripts/token-bench.sh [SERVER...]
+#
+# SERVER is `serve` (kairos serve as shipped: every token durably on the embedded ledger),
+# `token-path` (kairos/examples/token_path_server.rs: the same server with an in-memory audit
+# log, a measuring harness only) or `peer` (any RFC 8705 server started by $PEER_CMD, reached
+# in $PEER_DIR, reached at $PEER_URL with $PEER_CERT/$PEER_KEY/$PEER_CACERT, client $PEER_CLIENT,
+# scope $PEER_SCOPE; $PEER_CMD must exec the server itself, so that its pid is the one measured).
+# Default: serve token-path.
+#
+# Environment: MODES (default "keepalive handshake"), CONNECTIONS (default "4 32"), RUNS
+# (default 3), DURATION seconds per run (default 10), TARGET_DIR (default target/bench-release),
+# OUT (JSON lines appended here; default /tmp/kairos-token-bench.jsonl).
+# Runs are interleaved (server A, B, A, B, ...) so that drift in the machine hits all alike.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+servers=("${@:-serve token-path}")
+read -r -a servers <<<"${servers[*]}"
+MODES=${MODES:-keepalive handshake}
+CONNECTIONS=${CONNECTIONS:-4 32}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}
+TARGET_DIR=${TARGET_DIR:-target/bench-release}
+OUT=${OUT:-/tmp/kairos-token-bench.jsonl}
+PORT=18443
+
+command -v taskset >/dev/null || { echo "token-bench: needs taskset (util-linux)" >&2; exit 2; }
+[ "$(nproc)" -ge 2 ] || { echo "token-bench: needs two cores" >&2; exit 2; }
+
+CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --locked -p kairos --bin kairos \
+    --example token_path_server >&2
+bin=$TARGET_DIR/release/kairos
+harness=$TARGET_DIR/release/examples/token_path_server
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+start_server() { # name data_dir -> sets PID and URL, client args in CLIENT
+    local name=$1 data=$2
+    case $name in
+        serve)
+            taskset -c 0 "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT --workers 1 \
+                >"$work/server.log" 2>&1 &
+            PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
+        token-path)
+            # the data directory (CA, keys) is created by a first `kairos serve` start
+            "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT >/dev/null 2>&1 &
+            wait_port; kill $! && wait $! 2>/dev/null || true
+            taskset -c 0 "$harness" "$data" 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
+            PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
+        peer)
+            : "${PEER_CMD:?set PEER_CMD, PEER_URL, PEER_CERT, PEER_KEY, PEER_CACERT}"
+            taskset -c 0 bash -c "cd '${PEER_DIR:-.}' && exec $PEER_CMD" >"$work/server.log" 2>&1 &
+            PID=$!; URL=$PEER_URL
+            CLIENT=(--data-dir "$data" --cert "$PEER_CERT" --key "$PEER_KEY"
+                --cacert "$PEER_CACERT" --client-id "${PEER_CLIENT:-perf-client-1}"
+                --scope "${PEER_SCOPE:-api:read}") ;;
+        *) echo "token-bench: unknown server $name" >&2; exit 2 ;;
+    esac
+    wait_port
+}
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/${URL_PORT:-$PORT}) 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "token-bench: server did not listen; log:" >&2; cat "$work/server.log" >&2; exit 1
+}
+
+printf '%-10s %-9s %5s %9s %9s %9s %12s\n' server mode conns req/s p50_ms p99_ms cpu_us/token
+for mode in $MODES; do
+    for conns in $CONNECTIONS; do
+        for run in $(seq "$RUNS"); do
+            for name in "${servers[@]}"; do
+                data=$work/data-$name-$run-$mode-$conns
+                URL_PORT=$PORT
+                [ "$name" = peer ] && URL_PORT=${PEER_URL##*:}
+                start_server "$name" "$data"
+                json=$(taskset -c 1 "$bin" bench "${CLIENT[@]}" --target "$URL" --mode "$mode" \
+                    --connections "$conns" --duration "$DURATION" --server-pid "$PID" --json)
+                kill "$PID"; wait "$PID" 2>/dev/null || true
+                echo "{\"server\":\"$name\",\"run\":$run,\"result\":$json}" >>"$OUT"
+                python3 - "$name" "$json" <<'EOF'
+import json, sys
+d = json.loads(sys.argv[2])
+l = d["latency_us"]
+print(f'{sys.argv[1]:<10} {d["mode"]:<9} {d["connections"]:>5} {d["req_per_sec"]:>9.0f} '
+      f'{l["p50"]/1000:>9.2f} {l["p99"]/1000:>9.2f} {d["server_cpu_per_request_us"]:>12.1f}'
+      + ('' if d["errors"] == 0 else f'  errors={d["errors"]}'))
+EOF
+            done
+        done
+    done
+done
