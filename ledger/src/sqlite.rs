@@ -889,46 +889,48 @@ mod tests {
         g
     }
 
-    #[test]
-    fn an_idle_writer_takes_a_lone_operation_at_once() {
+    /// Pushes `values` from another thread, `gap` apart, while this one takes the next batch
+    /// (longest group wait: one second). Returns the batch, whether its wait ran out, and how
+    /// long taking it took.
+    fn batch_of_pushed(
+        mut group: GroupCommit,
+        values: Vec<i32>,
+        gap: Duration,
+    ) -> (Vec<i32>, bool, Duration) {
         let q = Arc::new(CommitQueue::new());
         let pusher = q.clone();
         let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            pusher.push(7).unwrap();
+            for v in values {
+                std::thread::sleep(gap);
+                pusher.push(v).unwrap();
+            }
         });
-        let mut g = GroupCommit::default();
         let start = Instant::now();
-        let (batch, ran_out) = q.next_batch(&mut g, Duration::from_secs(1)).unwrap();
+        let (batch, ran_out) = q.next_batch(&mut group, Duration::from_secs(1)).unwrap();
+        let took = start.elapsed();
+        t.join().unwrap();
+        (batch, ran_out, took)
+    }
+
+    #[test]
+    fn an_idle_writer_takes_a_lone_operation_at_once() {
+        let (batch, ran_out, took) =
+            batch_of_pushed(GroupCommit::default(), vec![7], Duration::from_millis(50));
         assert_eq!(batch, vec![7]);
         assert!(!ran_out);
-        assert!(
-            start.elapsed() < Duration::from_millis(900),
-            "no group wait"
-        );
-        t.join().unwrap();
+        assert!(took < Duration::from_millis(900), "no group wait: {took:?}");
     }
 
     #[test]
     fn the_last_member_of_an_expected_group_releases_it() {
-        let q = Arc::new(CommitQueue::new());
-        let pusher = q.clone();
-        let t = std::thread::spawn(move || {
-            for i in 0..4 {
-                std::thread::sleep(Duration::from_millis(20));
-                pusher.push(i).unwrap();
-            }
-        });
-        let mut g = expecting(4);
-        let start = Instant::now();
-        let (batch, ran_out) = q.next_batch(&mut g, Duration::from_secs(1)).unwrap();
+        let (batch, ran_out, took) =
+            batch_of_pushed(expecting(4), vec![0, 1, 2, 3], Duration::from_millis(20));
         assert_eq!(batch, vec![0, 1, 2, 3], "one commit for the whole group");
         assert!(!ran_out);
         assert!(
-            start.elapsed() < Duration::from_millis(900),
-            "released by the fourth"
+            took < Duration::from_millis(900),
+            "released by the fourth: {took:?}"
         );
-        t.join().unwrap();
     }
 
     #[test]
