@@ -18,8 +18,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-servers=("${@:-serve token-path}")
-read -r -a servers <<<"${servers[*]}"
+[ $# -gt 0 ] || set -- serve token-path
 MODES=${MODES:-keepalive handshake}
 CONNECTIONS=${CONNECTIONS:-4 32}
 RUNS=${RUNS:-3}
@@ -47,8 +46,8 @@ start_server() { # name data_dir -> sets PID and URL, client args in CLIENT
             PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
         token-path)
             # the data directory (CA, keys) is created by a first `kairos serve` start
-            "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT >/dev/null 2>&1 &
-            wait_port; kill $! && wait $! 2>/dev/null || true
+            "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
+            wait_port $PORT; kill $! && wait $! 2>/dev/null || true
             taskset -c 0 "$harness" "$data" 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
             PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
         peer)
@@ -60,12 +59,12 @@ start_server() { # name data_dir -> sets PID and URL, client args in CLIENT
                 --scope "${PEER_SCOPE:-api:read}") ;;
         *) echo "token-bench: unknown server $name" >&2; exit 2 ;;
     esac
-    wait_port
+    wait_port "${URL##*:}"
 }
 
-wait_port() {
+wait_port() { # port
     for _ in $(seq 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/${URL_PORT:-$PORT}) 2>/dev/null && return 0
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
         sleep 0.1
     done
     echo "token-bench: server did not listen; log:" >&2; cat "$work/server.log" >&2; exit 1
@@ -75,10 +74,8 @@ printf '%-10s %-9s %5s %9s %9s %9s %12s\n' server mode conns req/s p50_ms p99_ms
 for mode in $MODES; do
     for conns in $CONNECTIONS; do
         for run in $(seq "$RUNS"); do
-            for name in "${servers[@]}"; do
+            for name in "$@"; do
                 data=$work/data-$name-$run-$mode-$conns
-                URL_PORT=$PORT
-                [ "$name" = peer ] && URL_PORT=${PEER_URL##*:}
                 start_server "$name" "$data"
                 json=$(taskset -c 1 "$bin" bench "${CLIENT[@]}" --target "$URL" --mode "$mode" \
                     --connections "$conns" --duration "$DURATION" --server-pid "$PID" --json)
