@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use kairos_ledger::{
-    DynamoConfig, DynamoStore, Ledger, PublicKeySet, Query, Record, RecordBody, RecordMeta,
+    DynamoConfig, DynamoStore, Ledger, PublicKeySet, Query, Record, RecordBody, RecordMeta, Seal,
     SqliteStore, Store, VerifyReport, verify_store,
 };
 use serde_json::json;
@@ -107,14 +107,15 @@ pub enum AuditCmd {
         #[command(flatten)]
         out: Out,
     },
-    /// Re-check every signature, chain link and checkpoint; exit 1 naming the first bad record.
+    /// Re-check every signature, seal, chain link and checkpoint; exit 1 naming the first bad
+    /// record.
     Verify {
         /// Output options.
         #[command(flatten)]
         out: Out,
     },
-    /// A self-contained evidence bundle for a transaction (records, certificates' thumbprints,
-    /// public keys, verification result), as JSON.
+    /// A self-contained evidence bundle for a transaction (records, the seals that prove the
+    /// sealed ones, public keys, CA certificate, verification result), as JSON.
     Export {
         /// Transaction id.
         #[arg(long, allow_hyphen_values = true)]
@@ -291,6 +292,7 @@ fn print_report(report: &VerifyReport, json_out: bool) -> anyhow::Result<()> {
                 "chains": report.chains,
                 "records": report.records,
                 "checkpoints": report.checkpoints,
+                "seals": report.seals,
                 "failures": report.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
             }))?
         );
@@ -301,11 +303,28 @@ fn print_report(report: &VerifyReport, json_out: bool) -> anyhow::Result<()> {
         }
     } else {
         println!(
-            "OK: {} records in {} chains, {} checkpoints: every signature, link and checkpoint verifies",
-            report.records, report.chains, report.checkpoints
+            "OK: {} records in {} chains, {} checkpoints, {} seals: every signature, seal, link and \
+             checkpoint verifies",
+            report.records, report.chains, report.checkpoints, report.seals
         );
     }
     Ok(())
+}
+
+/// What `kairos audit export` writes. A struct, not a JSON map, so that records and seals keep
+/// their canonical member order: compact re-serialisation of a record's `content` (or a seal's)
+/// is then exactly its canonical JSON, which an auditor's own tools can hash and verify.
+#[derive(serde::Serialize)]
+struct EvidenceBundle<'a> {
+    kind: &'static str,
+    version: u32,
+    transaction_id: &'a str,
+    exported_at: String,
+    records: &'a [Record],
+    seals: &'a [Seal],
+    ledger_public_keys: kairos_ledger::Jwks,
+    ca_certificate_pem: Option<String>,
+    verification: serde_json::Value,
 }
 
 /// Runs an audit command; returns the process exit code.
@@ -368,24 +387,36 @@ pub async fn run(args: &StoreArgs, cmd: AuditCmd) -> anyhow::Result<u8> {
             let keys = public_keys(args)?;
             let q = Query::Transaction(transaction.clone());
             let records = all_pages(store.as_ref(), &q).await?;
+            // a sealed record is proven by the seal listing its hash: the bundle carries them
+            let mut seals: Vec<Seal> = Vec::new();
+            for r in &records {
+                let c = &r.content;
+                for seal in store.seals_for(&c.chain, c.seq, c.seq).await? {
+                    if !seals.contains(&seal) {
+                        seals.push(seal);
+                    }
+                }
+            }
             let report = verify_store(store.as_ref(), &keys).await?;
             let ca = std::fs::read_to_string(args.data_dir.join("ca.pem")).ok();
-            let bundle = json!({
-                "kind": "kairos-evidence-bundle",
-                "version": 1,
-                "transaction_id": transaction,
-                "exported_at": fmt_time(now_ms()),
-                "records": records,
-                "ledger_public_keys": keys.to_jwks(),
-                "ca_certificate_pem": ca,
-                "verification": {
+            let bundle = EvidenceBundle {
+                kind: "kairos-evidence-bundle",
+                version: 2,
+                transaction_id: &transaction,
+                exported_at: fmt_time(now_ms()),
+                records: &records,
+                seals: &seals,
+                ledger_public_keys: keys.to_jwks(),
+                ca_certificate_pem: ca,
+                verification: json!({
                     "ok": report.is_ok(),
                     "chains": report.chains,
                     "records": report.records,
                     "checkpoints": report.checkpoints,
+                    "seals": report.seals,
                     "failures": report.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-                },
-            });
+                }),
+            };
             let text = serde_json::to_string_pretty(&bundle)?;
             match out_file {
                 Some(p) => std::fs::write(&p, text)?,

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointContent};
 use crate::key::{KeyError, LedgerKey, PublicKeySet};
 use crate::record::{
-    GENESIS_PREV, MAX_RECORD_BYTES, RECORD_VERSION, Record, RecordBody, RecordContent, chain_for,
-    record_idempotency_key, sha256_hex,
+    GENESIS_PREV, MAX_RECORD_BYTES, RECORD_PREFIX, RECORD_VERSION, Record, RecordBody,
+    RecordContent, SEALED_RECORD_VERSION, chain_for, record_idempotency_key, sha256_hex_parts,
 };
 use crate::store::{ChainHead, Page, Query, Store, StoreError};
-use crate::verify::{ChainVerifier, VerifyReport};
+use crate::verify::{ChainVerifier, SealCache, VerifyReport};
 
 /// Default number of transaction shards (chains).
 pub const DEFAULT_SHARDS: u32 = 16;
@@ -138,17 +138,26 @@ struct ChainState {
 #[derive(Debug)]
 pub struct Ledger {
     store: Arc<dyn Store>,
-    key: LedgerKey,
+    key: Arc<LedgerKey>,
+    /// The store seals its commits with `key`: records are not signed one by one.
+    sealed: bool,
     shards: u32,
     chains: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<ChainState>>>>,
 }
 
 impl Ledger {
     /// A ledger over `store`, signing with `key`, with `shards` transaction chains (min 1).
-    pub fn new(store: Arc<dyn Store>, key: LedgerKey, shards: u32) -> Self {
+    ///
+    /// When the store seals its commits ([`Store::enable_sealing`]; the embedded store does),
+    /// records are [`SEALED_RECORD_VERSION`] and the store signs one seal per commit with
+    /// `key`; otherwise every record is signed on its own.
+    pub fn new(store: Arc<dyn Store>, key: impl Into<Arc<LedgerKey>>, shards: u32) -> Self {
+        let key = key.into();
+        let sealed = store.enable_sealing(key.clone());
         Self {
             store,
             key,
+            sealed,
             shards: shards.max(1),
             chains: std::sync::Mutex::new(HashMap::new()),
         }
@@ -162,6 +171,11 @@ impl Ledger {
     /// The signing key (its public parts are what the JWKS endpoint publishes).
     pub fn key(&self) -> &LedgerKey {
         &self.key
+    }
+
+    /// Whether the store seals commits (records are then not signed one by one).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
     }
 
     /// A key set holding this ledger's own public key.
@@ -190,11 +204,15 @@ impl Ledger {
         meta: &RecordMeta,
         transaction_id: Option<&str>,
         client_id: Option<&str>,
-    ) -> Result<Record, LedgerError> {
+    ) -> Result<(Record, String), LedgerError> {
         let mut id = [0u8; 16];
         aws_lc_rs::rand::fill(&mut id).map_err(|_| KeyError::Generate)?;
         let content = RecordContent {
-            v: RECORD_VERSION,
+            v: if self.sealed {
+                SEALED_RECORD_VERSION
+            } else {
+                RECORD_VERSION
+            },
             chain: chain.to_owned(),
             seq: head.map_or(1, |h| h.seq + 1),
             id: hex::encode(id),
@@ -206,17 +224,27 @@ impl Ledger {
             prev: head.map_or_else(|| GENESIS_PREV.to_owned(), |h| h.hash.clone()),
             body: body.clone(),
         };
-        let bytes = content.canonical_bytes()?;
-        if bytes.len() > MAX_RECORD_BYTES {
-            return Err(LedgerError::TooLarge(bytes.len()));
+        let json = content.canonical_json()?;
+        let len = RECORD_PREFIX.len() + json.len();
+        if len > MAX_RECORD_BYTES {
+            return Err(LedgerError::TooLarge(len));
         }
-        let hash = sha256_hex(&bytes);
-        let signature = self.key.sign(&bytes)?;
-        Ok(Record {
+        let hash = sha256_hex_parts(&[RECORD_PREFIX, json.as_bytes()]);
+        // sealed: the store signs the commit's seal instead
+        let signature = if self.sealed {
+            String::new()
+        } else {
+            let mut bytes = Vec::with_capacity(len);
+            bytes.extend_from_slice(RECORD_PREFIX);
+            bytes.extend_from_slice(json.as_bytes());
+            self.key.sign(&bytes)?
+        };
+        let record = Record {
             content,
             hash,
             signature,
-        })
+        };
+        Ok((record, json))
     }
 
     /// Sign, chain and durably append a record. Returns only after the store has accepted the
@@ -253,7 +281,7 @@ impl Ledger {
                 }
             }
             let head = state.head.clone().filter(|h| h.seq > 0);
-            let record = self.build(
+            let (record, json) = self.build(
                 &chain,
                 head.as_ref(),
                 &body,
@@ -267,7 +295,7 @@ impl Ledger {
                 seq: record.content.seq,
                 hash: record.hash.clone(),
             });
-            let fut = self.store.submit_append(record);
+            let fut = self.store.submit_append_encoded(record, json);
             let result = if ordered {
                 drop(state);
                 fut.await
@@ -461,6 +489,7 @@ pub async fn verify_store_with(
     also: &[String],
 ) -> Result<VerifyReport, LedgerError> {
     let mut report = VerifyReport::default();
+    let mut seals = SealCache::default();
     let mut chains: std::collections::BTreeSet<String> =
         store.chains().await?.into_iter().collect();
     chains.extend(also.iter().cloned());
@@ -482,6 +511,8 @@ pub async fn verify_store_with(
                             .unwrap_or(SCAN_PAGE)
                             .min(SCAN_PAGE);
                         if let Ok(before) = store.scan_chain(&chain, from, n).await {
+                            let (lo, hi) = seal_range(&before, from, seq - 1);
+                            v.add_seals(&store.seals_for(&chain, lo, hi).await?, &mut seals);
                             v.push_page(&before);
                         }
                     }
@@ -492,15 +523,27 @@ pub async fn verify_store_with(
             };
             let Some(last) = page.last() else { break };
             // Continue after the highest *stored* position, which scan_chain orders by.
-            from = page_next(last, from, page.len());
+            let next = page_next(last, from, page.len());
+            let (lo, hi) = seal_range(&page, from, next - 1);
+            v.add_seals(&store.seals_for(&chain, lo, hi).await?, &mut seals);
             v.push_page(&page);
+            from = next;
             if page.len() < SCAN_PAGE as usize {
                 break;
             }
         }
         v.finish(&mut report);
     }
+    report.seals = seals.len() as u64;
     Ok(report)
+}
+
+/// The stored positions a page of a chain may occupy: `from..=to` by position, widened to the
+/// seqs its records claim (a tampered page may claim others).
+fn seal_range(page: &[Record], from: u64, to: u64) -> (u64, u64) {
+    page.iter().fold((from, to.max(from)), |(lo, hi), r| {
+        (lo.min(r.content.seq), hi.max(r.content.seq))
+    })
 }
 
 /// Next `from_seq` after a full page: stores order by their own seq key, and a well-formed

@@ -4,7 +4,8 @@
 //!   documented canonical encoding (see `ledger/README.md`).
 //! - [`Ledger`] signs with a [`LedgerKey`], chains (sharded by transaction id) and appends
 //!   through a [`Store`]: [`SqliteStore`] (embedded default) or `DynamoStore` (feature
-//!   `dynamodb`, on by default).
+//!   `dynamodb`, on by default). A store that commits in groups may [`Seal`] each commit with
+//!   one signature instead of one per record ([`Store::enable_sealing`]).
 //! - [`Ledger::verify_all`] / [`verify_store`] / [`verify_records`] verify with public keys only.
 //!
 //! The crate never reads the clock: times are parameters.
@@ -16,6 +17,7 @@ mod dynamo;
 mod key;
 mod ledger;
 mod record;
+mod seal;
 mod sqlite;
 mod store;
 mod verify;
@@ -31,12 +33,13 @@ pub use ledger::{
 };
 pub use record::{
     GENESIS_PREV, MAX_RECORD_BYTES, RECORD_PREFIX, RECORD_VERSION, Record, RecordBody,
-    RecordContent, SYSTEM_CHAIN, chain_for, idempotency_key, normalize_serial,
-    record_idempotency_key, revocation_key, sha256_hex,
+    RecordContent, SEALED_RECORD_VERSION, SYSTEM_CHAIN, chain_for, idempotency_key,
+    normalize_serial, record_idempotency_key, revocation_key, sha256_hex,
 };
+pub use seal::{SEAL_PREFIX, SEAL_VERSION, Seal, SealContent, SealEntry};
 pub use sqlite::{GroupCommit, MAX_COMMIT_DELAY, SqliteStore};
 pub use store::{AppendFuture, ChainHead, MAX_PAGE_SIZE, Page, Query, Store, StoreError};
 pub use verify::{
     Completeness, Problem, VerifyFailure, VerifyReport, check_checkpoint_signature, check_record,
-    verify_records,
+    check_seal_signature, verify_records,
 };

@@ -5,8 +5,14 @@ use std::collections::BTreeMap;
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
-/// Version of the record format and canonical encoding produced by this crate.
+/// Version of a record that carries its own signature (what the DynamoDB store holds).
 pub const RECORD_VERSION: u32 = 1;
+
+/// Version of a record without a signature of its own, authenticated instead by the seal of
+/// the commit that wrote it (see [`Seal`](crate::Seal); what the embedded store holds). Same
+/// canonical encoding and prefix as version 1: `v` is part of the hashed bytes, so a record
+/// cannot be moved from one version to the other without changing its hash.
+pub const SEALED_RECORD_VERSION: u32 = 2;
 
 /// Domain-separation prefix of the canonical bytes of a version-1 record.
 pub const RECORD_PREFIX: &[u8] = b"KAIROS-LEDGER-RECORD/1\n";
@@ -196,7 +202,7 @@ pub fn normalize_serial(serial: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordContent {
-    /// Format version ([`RECORD_VERSION`]).
+    /// Format version: [`RECORD_VERSION`] (signed on its own) or [`SEALED_RECORD_VERSION`].
     pub v: u32,
     /// Chain (shard) name.
     pub chain: String,
@@ -206,7 +212,8 @@ pub struct RecordContent {
     pub id: String,
     /// When the record was made, Unix milliseconds.
     pub time: i64,
-    /// Key id (RFC 7638 thumbprint) of the ledger key that signed it.
+    /// Key id (RFC 7638 thumbprint) of the ledger key that signed it (version 1) or is
+    /// expected to seal it (version 2; the seal names its own key).
     pub kid: String,
     /// Request id of the HTTP request that caused it, if any.
     pub request_id: Option<String>,
@@ -245,7 +252,7 @@ pub struct Record {
     /// SHA-256 (lowercase hex) of the canonical bytes.
     pub hash: String,
     /// ECDSA P-256 / SHA-256 signature of the canonical bytes: `r || s` (64 bytes), base64url
-    /// without padding (as in JWS ES256).
+    /// without padding (as in JWS ES256). Empty for a [`SEALED_RECORD_VERSION`] record.
     pub signature: String,
 }
 
@@ -301,6 +308,15 @@ pub fn idempotency_key(kind: &str, transaction_id: Option<&str>, request_id: &st
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, bytes).as_ref())
+}
+
+/// Lowercase hex SHA-256 of the concatenation of `parts`.
+pub(crate) fn sha256_hex_parts(parts: &[&[u8]]) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    hex::encode(ctx.finish().as_ref())
 }
 
 /// Chain for a record: `shard-NNNN` chosen by the transaction id (or, without one, the client

@@ -1,7 +1,7 @@
 //! Embedded store: one SQLite file (WAL, `synchronous=FULL`), group commit on a writer thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -12,7 +12,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension as _, params};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{Checkpoint, CheckpointContent};
-use crate::record::{GENESIS_PREV, Record, RecordContent, normalize_serial};
+use crate::key::LedgerKey;
+use crate::record::{GENESIS_PREV, Record, RecordContent, SEALED_RECORD_VERSION, normalize_serial};
+use crate::seal::{SEAL_VERSION, Seal, SealContent, SealEntry};
 use crate::store::{
     AppendFuture, ChainHead, MAX_CURSOR_LEN, Page, Query, Store, StoreError, check_limit,
 };
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS records (
     hash           TEXT    NOT NULL,
     signature      TEXT    NOT NULL,
     content        TEXT    NOT NULL,
+    seal_id        INTEGER,
     UNIQUE (chain, seq)
 );
 CREATE INDEX IF NOT EXISTS records_by_txn ON records (transaction_id, time_ms, chain, seq)
@@ -68,8 +71,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     content   TEXT    NOT NULL,
     PRIMARY KEY (chain, seq)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS seals (
+    id        INTEGER PRIMARY KEY,
+    content   TEXT    NOT NULL,
+    signature TEXT    NOT NULL
+);
 ";
+
+/// Schema version (`PRAGMA user_version`): 2 added `seals` and `records.seal_id`.
+const SCHEMA_VERSION: i64 = 2;
 
 const RECORD_COLUMNS: &str = "chain, seq, content, hash, signature";
 
@@ -97,6 +107,8 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     queue: Arc<CommitQueue<Op>>,
+    /// The key the writer seals commits with, once [`Store::enable_sealing`] gave one.
+    sealer: Arc<OnceLock<Arc<LedgerKey>>>,
     readers: std::sync::Mutex<Vec<Connection>>,
 }
 
@@ -155,18 +167,20 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA cache_size=-8192; PRAGMA wal_autocheckpoint=10000; PRAGMA mmap_size=268435456;")
             .map_err(unavailable("synchronous"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| StoreError::backend("sqlite schema", e))?;
+        migrate(&conn).map_err(|e| StoreError::backend("sqlite schema", e))?;
         let queue = Arc::new(CommitQueue::new());
         let writer_queue = queue.clone();
+        let sealer = Arc::new(OnceLock::new());
+        let writer_sealer = sealer.clone();
         std::thread::Builder::new()
             .name("kairos-ledger-sqlite".into())
-            .spawn(move || writer_loop(conn, &writer_queue, max_commit_delay))
+            .spawn(move || writer_loop(conn, &writer_queue, &writer_sealer, max_commit_delay))
             .map_err(|e| StoreError::backend("spawn writer thread", e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 queue,
+                sealer,
                 readers: std::sync::Mutex::new(Vec::new()),
             }),
         })
@@ -217,6 +231,28 @@ impl SqliteStore {
             }
             rx.await.unwrap_or_else(|_| Err(writer_stopped()))
         })
+    }
+}
+
+/// Creates the schema, or brings a version-1 file up to [`SCHEMA_VERSION`].
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        conn.execute_batch(SCHEMA)?;
+        let has_seal_id: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('records') WHERE name = 'seal_id'")?
+            .exists([])?;
+        if !has_seal_id {
+            conn.execute_batch("ALTER TABLE records ADD COLUMN seal_id INTEGER")?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
 }
 
@@ -447,12 +483,26 @@ fn reply_of(op: Op) -> oneshot::Sender<Result<(), StoreError>> {
     }
 }
 
-fn writer_loop(mut conn: Connection, queue: &CommitQueue<Op>, max_delay: Duration) {
+fn writer_loop(
+    mut conn: Connection,
+    queue: &CommitQueue<Op>,
+    sealer: &OnceLock<Arc<LedgerKey>>,
+    max_delay: Duration,
+) {
     let _exit = WriterExit(queue);
     let mut group = GroupCommit::default();
+    // without it no seal can be written: every sealed append then fails, closed
+    let mut next_seal = conn
+        .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM seals", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .ok();
     while let Some((batch, ran_out)) = queue.next_batch(&mut group, max_delay) {
         group.observe(batch.len(), ran_out);
-        commit_batch(&mut conn, batch);
+        let seal = sealer.get().zip(next_seal);
+        if commit_batch(&mut conn, batch, seal.map(|(k, id)| (k.as_ref(), id))) {
+            next_seal = next_seal.map(|id| id + 1);
+        }
     }
 }
 
@@ -461,7 +511,10 @@ enum Outcome {
     Fatal(rusqlite::Error),
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Op>) {
+/// Applies a batch in one transaction and answers every operation. With `seal` (key, id),
+/// the records written are listed in one seal with that id, signed and written in the same
+/// transaction. Returns whether a seal was committed.
+fn commit_batch(conn: &mut Connection, batch: Vec<Op>, seal: Option<(&LedgerKey, i64)>) -> bool {
     let fail_all = |batch: Vec<Op>, msg: &str, err: Option<rusqlite::Error>| {
         let msg = msg.to_owned();
         let err = err.map(|e| e.to_string());
@@ -477,33 +530,94 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Op>) {
         }
     };
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        return fail_all(batch, "sqlite begin", Some(e));
+        fail_all(batch, "sqlite begin", Some(e));
+        return false;
     }
     let mut results = Vec::with_capacity(batch.len());
+    let mut sealed = Vec::new();
     for op in &batch {
         let outcome = match op {
-            Op::Append(row, _) => apply_append(conn, row),
+            Op::Append(row, _) => apply_append(conn, row, seal.map(|(_, id)| id)),
             Op::Checkpoint(cp, _) => apply_checkpoint(conn, &cp.0, &cp.1),
         };
         match outcome {
-            Outcome::Done(r) => results.push(r),
+            Outcome::Done(r) => {
+                if let (Ok(()), Op::Append(row, _)) = (&r, op) {
+                    let c = &row.record.content;
+                    sealed.push((c.time, c.chain.as_str(), c.seq, row.record.hash.as_str()));
+                }
+                results.push(r);
+            }
             Outcome::Fatal(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                return fail_all(batch, "sqlite write", Some(e));
+                fail_all(batch, "sqlite write", Some(e));
+                return false;
             }
         }
     }
+    let sealing = match seal {
+        Some((key, id)) if !sealed.is_empty() => Some((key, id)),
+        _ => None,
+    };
+    if let Some((key, id)) = sealing
+        && let Err(e) = write_seal(conn, key, id, &sealed)
+    {
+        let _ = conn.execute_batch("ROLLBACK");
+        fail_all(batch, &format!("sqlite seal: {e}"), None);
+        return false;
+    }
     if let Err(e) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
-        return fail_all(batch, "sqlite commit", Some(e));
+        fail_all(batch, "sqlite commit", Some(e));
+        return false;
     }
     for (op, r) in batch.into_iter().zip(results) {
         let _ = reply_of(op).send(r);
     }
+    sealing.is_some()
 }
 
-fn apply_append(conn: &Connection, row: &Row) -> Outcome {
+/// Signs and inserts seal `id` over `records` (time, chain, seq, hash).
+fn write_seal(
+    conn: &Connection,
+    key: &LedgerKey,
+    id: i64,
+    records: &[(i64, &str, u64, &str)],
+) -> Result<(), String> {
+    let content = SealContent {
+        v: SEAL_VERSION,
+        time: records.iter().map(|r| r.0).max().unwrap_or(0),
+        kid: key.kid().to_owned(),
+        records: records
+            .iter()
+            .map(|&(_, chain, seq, hash)| SealEntry {
+                chain: chain.to_owned(),
+                seq,
+                hash: hash.to_owned(),
+            })
+            .collect(),
+    };
+    let bytes = content.canonical_bytes().map_err(|e| e.to_string())?;
+    let signature = key.sign(&bytes).map_err(|e| e.to_string())?;
+    let json = std::str::from_utf8(
+        bytes
+            .get(crate::seal::SEAL_PREFIX.len()..)
+            .unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    conn.prepare_cached("INSERT INTO seals (id, content, signature) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![id, json, signature]))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn apply_append(conn: &Connection, row: &Row, seal_id: Option<i64>) -> Outcome {
     let c = &row.record.content;
+    if c.v == SEALED_RECORD_VERSION && seal_id.is_none() {
+        return Outcome::Done(Err(StoreError::Invalid(
+            "a sealed record needs a store that seals (no sealing key)".into(),
+        )));
+    }
     let conflict = || {
         Outcome::Done(Err(StoreError::Conflict {
             chain: c.chain.clone(),
@@ -552,8 +666,9 @@ fn apply_append(conn: &Connection, row: &Row) -> Outcome {
         .prepare_cached(
             "INSERT INTO records (chain, seq, record_id, kind, time_ms, request_id, \
              transaction_id, client_id, serial, x5t, jti, idem_key, kid, prev_hash, hash, \
-             signature, content) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             signature, content, seal_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -574,6 +689,7 @@ fn apply_append(conn: &Connection, row: &Row) -> Outcome {
                 row.record.hash,
                 row.record.signature,
                 row.content_json,
+                seal_id,
             ])
         });
     match inserted {
@@ -720,12 +836,17 @@ impl Store for SqliteStore {
     }
 
     fn submit_append<'a>(&'a self, record: Record) -> AppendFuture<'a> {
-        let content_json = match record.content.canonical_json() {
-            Ok(j) => j,
-            Err(e) => {
-                return Box::pin(async move { Err(StoreError::backend("encode record", e)) });
-            }
-        };
+        match record.content.canonical_json() {
+            Ok(json) => self.submit_append_encoded(record, json),
+            Err(e) => Box::pin(async move { Err(StoreError::backend("encode record", e)) }),
+        }
+    }
+
+    fn submit_append_encoded<'a>(
+        &'a self,
+        record: Record,
+        content_json: String,
+    ) -> AppendFuture<'a> {
         let row = Row {
             idem: record.idempotency_key(),
             serial: record.content.body.serial().map(|s| normalize_serial(&s)),
@@ -737,6 +858,47 @@ impl Store for SqliteStore {
 
     fn ordered_submission(&self) -> bool {
         true
+    }
+
+    fn enable_sealing(&self, key: Arc<LedgerKey>) -> bool {
+        let kid = key.kid().to_owned();
+        let _ = self.inner.sealer.set(key);
+        self.inner.sealer.get().is_some_and(|k| k.kid() == kid)
+    }
+
+    async fn seals_for(
+        &self,
+        chain: &str,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<Seal>, StoreError> {
+        let chain = chain.to_owned();
+        let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
+        let to = i64::try_from(to_seq).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT content, signature FROM seals WHERE id IN \
+                     (SELECT seal_id FROM records WHERE chain = ?1 AND seq BETWEEN ?2 AND ?3) \
+                     ORDER BY id",
+                )
+                .map_err(read_err)?;
+            let rows = s
+                .query_map(params![chain, from, to], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(read_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (content, signature) = row.map_err(read_err)?;
+                // an undecodable seal is as good as none: its records are reported unsealed
+                if let Ok(content) = serde_json::from_str::<SealContent>(&content) {
+                    out.push(Seal { content, signature });
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<Record>, StoreError> {

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
+use crate::key::LedgerKey;
 use crate::record::Record;
+use crate::seal::Seal;
 
 /// Largest page size a query may ask for.
 pub const MAX_PAGE_SIZE: u32 = 1000;
@@ -156,9 +158,44 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Box::pin(async move { self.append(&record).await })
     }
 
+    /// [`Store::submit_append`] of a record whose canonical JSON (the canonical bytes without
+    /// the prefix, [`RecordContent::canonical_json`](crate::RecordContent::canonical_json)) the
+    /// caller already has, so that a store keeping it need not encode it again.
+    fn submit_append_encoded<'a>(
+        &'a self,
+        record: Record,
+        canonical_json: String,
+    ) -> AppendFuture<'a> {
+        let _ = canonical_json;
+        self.submit_append(record)
+    }
+
     /// Whether [`Store::submit_append`] orders writes at call time.
     fn ordered_submission(&self) -> bool {
         false
+    }
+
+    /// Ask the store to [`Seal`] every commit with `key`: one signature over all the records a
+    /// commit writes, written in the same transaction. Returns true when it will (then the
+    /// ledger appends [`SEALED_RECORD_VERSION`](crate::SEALED_RECORD_VERSION) records, without
+    /// a signature of their own); false when the store does not seal, or already seals with
+    /// another key (then the ledger signs every record). A store that seals refuses a sealed
+    /// record while it has no key ([`StoreError::Invalid`]).
+    fn enable_sealing(&self, key: std::sync::Arc<LedgerKey>) -> bool {
+        let _ = key;
+        false
+    }
+
+    /// The seals covering records of `chain` stored at `from_seq..=to_seq` (each once, in any
+    /// order); none for a store that does not seal.
+    async fn seals_for(
+        &self,
+        chain: &str,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<Seal>, StoreError> {
+        let _ = (chain, from_seq, to_seq);
+        Ok(Vec::new())
     }
 
     /// The record with this idempotency key, if any.

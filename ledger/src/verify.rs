@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint};
 use crate::key::PublicKeySet;
-use crate::record::{GENESIS_PREV, RECORD_VERSION, Record, sha256_hex};
+use crate::record::{GENESIS_PREV, RECORD_VERSION, Record, SEALED_RECORD_VERSION, sha256_hex};
+use crate::seal::{SEAL_VERSION, Seal};
 
 /// What is wrong with a record or checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +72,17 @@ pub enum Problem {
         /// Checkpointed seq.
         seq: u64,
     },
+    /// A sealed-format record that no valid seal lists (forged, or its seal removed).
+    Unsealed,
+    /// A seal listing this record does not verify (forged or altered) or its key is unknown.
+    SealBadSignature,
+    /// A seal lists another hash for this record (the record was altered).
+    SealHashMismatch,
+    /// A seal lists a record at this seq that is not in the chain (removed).
+    SealedRecordMissing {
+        /// Sealed seq.
+        seq: u64,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -103,6 +115,14 @@ impl fmt::Display for Problem {
             }
             Problem::CheckpointHashMismatch { seq } => {
                 write!(f, "record at seq {seq} differs from the checkpointed hash")
+            }
+            Problem::Unsealed => write!(f, "no valid seal lists this record (forged?)"),
+            Problem::SealBadSignature => write!(f, "the seal listing it has a bad signature"),
+            Problem::SealHashMismatch => {
+                write!(f, "the seal lists another hash for this record (altered)")
+            }
+            Problem::SealedRecordMissing { seq } => {
+                write!(f, "sealed record at seq {seq} is missing (removed?)")
             }
         }
     }
@@ -141,6 +161,9 @@ pub struct VerifyReport {
     pub records: u64,
     /// Checkpoints examined.
     pub checkpoints: u64,
+    /// Seals examined (each counted once).
+    #[serde(default)]
+    pub seals: u64,
     /// What failed.
     pub failures: Vec<VerifyFailure>,
 }
@@ -157,10 +180,12 @@ impl VerifyReport {
     }
 }
 
-/// Check one record on its own: version, hash, signature. Returns the problem, if any.
+/// Check one record on its own: version, hash, and for a [`RECORD_VERSION`] record its
+/// signature. Returns the problem, if any. A [`SEALED_RECORD_VERSION`] record carries no
+/// signature: it is authentic only if a valid [`Seal`] lists its hash, which this does not check.
 pub fn check_record(record: &Record, keys: &PublicKeySet) -> Option<Problem> {
     let c = &record.content;
-    if c.v != RECORD_VERSION {
+    if c.v != RECORD_VERSION && c.v != SEALED_RECORD_VERSION {
         return Some(Problem::UnsupportedVersion { version: c.v });
     }
     let bytes = match c.canonical_bytes() {
@@ -173,6 +198,10 @@ pub fn check_record(record: &Record, keys: &PublicKeySet) -> Option<Problem> {
     };
     if sha256_hex(&bytes) != record.hash {
         return Some(Problem::HashMismatch);
+    }
+    if c.v == SEALED_RECORD_VERSION {
+        // nothing may ride along unauthenticated
+        return (!record.signature.is_empty()).then_some(Problem::BadSignature);
     }
     let Some(key) = keys.get(&c.kid) else {
         return Some(Problem::UnknownKey { kid: c.kid.clone() });
@@ -195,6 +224,50 @@ pub fn check_checkpoint_signature(cp: &Checkpoint, keys: &PublicKeySet) -> bool 
         .is_some_and(|k| k.verify(&bytes, &cp.signature))
 }
 
+/// Check a seal's signature.
+pub fn check_seal_signature(seal: &Seal, keys: &PublicKeySet) -> bool {
+    if seal.content.v != SEAL_VERSION {
+        return false;
+    }
+    let Ok(bytes) = seal.content.canonical_bytes() else {
+        return false;
+    };
+    keys.get(&seal.content.kid)
+        .is_some_and(|k| k.verify(&bytes, &seal.signature))
+}
+
+/// Seal signatures already checked (a seal covers records of several chains, and is met once
+/// per chain), keyed by the hash of its canonical bytes and its signature.
+#[derive(Debug, Default)]
+pub(crate) struct SealCache {
+    checked: HashMap<(String, String), Option<Problem>>,
+}
+
+impl SealCache {
+    /// What is wrong with the seal: [`Problem::UnknownKey`], [`Problem::SealBadSignature`].
+    fn check(&mut self, seal: &Seal, keys: &PublicKeySet) -> Option<Problem> {
+        let Ok(bytes) = seal.content.canonical_bytes() else {
+            return Some(Problem::SealBadSignature);
+        };
+        self.checked
+            .entry((sha256_hex(&bytes), seal.signature.clone()))
+            .or_insert_with(|| {
+                let kid = &seal.content.kid;
+                if keys.get(kid).is_none() {
+                    Some(Problem::UnknownKey { kid: kid.clone() })
+                } else {
+                    (!check_seal_signature(seal, keys)).then_some(Problem::SealBadSignature)
+                }
+            })
+            .clone()
+    }
+
+    /// Distinct seals checked.
+    pub(crate) fn len(&self) -> usize {
+        self.checked.len()
+    }
+}
+
 /// Incremental verifier of one complete chain, fed records in stored order.
 #[derive(Debug)]
 pub(crate) struct ChainVerifier<'k> {
@@ -204,6 +277,8 @@ pub(crate) struct ChainVerifier<'k> {
     prev: String,
     /// checkpointed seq -> (checkpoint hashes); filled with record hashes as they pass.
     checkpointed: BTreeMap<u64, Vec<String>>,
+    /// seq -> hashes that valid seals list for it, not yet matched with a record.
+    sealed: BTreeMap<u64, Vec<String>>,
     failure: Option<VerifyFailure>,
     records: u64,
     checkpoints: u64,
@@ -217,6 +292,7 @@ impl<'k> ChainVerifier<'k> {
             expected: 1,
             prev: GENESIS_PREV.to_owned(),
             checkpointed: BTreeMap::new(),
+            sealed: BTreeMap::new(),
             failure: None,
             records: 0,
             checkpoints: 0,
@@ -240,6 +316,31 @@ impl<'k> ChainVerifier<'k> {
                 .push(cp.content.head_hash.clone());
         }
         v
+    }
+
+    /// Learn what `seals` say about this chain (call before pushing the records they cover).
+    /// Entries for positions already verified are ignored: a seal is met again when it also
+    /// covers records of a later page.
+    pub(crate) fn add_seals(&mut self, seals: &[Seal], cache: &mut SealCache) {
+        for seal in seals {
+            let mut mine = seal
+                .content
+                .records
+                .iter()
+                .filter(|e| e.chain == self.chain)
+                .peekable();
+            let Some(first) = mine.peek() else { continue };
+            let seq = first.seq;
+            if let Some(problem) = cache.check(seal, self.keys) {
+                return self.fail(seq, None, problem);
+            }
+            for e in mine.filter(|e| e.seq >= self.expected) {
+                let hashes = self.sealed.entry(e.seq).or_default();
+                if !hashes.contains(&e.hash) {
+                    hashes.push(e.hash.clone());
+                }
+            }
+        }
     }
 
     fn fail(&mut self, seq: u64, record_id: Option<String>, problem: Problem) {
@@ -325,6 +426,9 @@ impl<'k> ChainVerifier<'k> {
         {
             return self.fail(pos, id, Problem::CheckpointHashMismatch { seq: pos });
         }
+        if let Some(p) = seal_problem(record, self.sealed.remove(&pos).as_deref()) {
+            return self.fail(pos, id, p);
+        }
         self.prev = record.hash.clone();
         self.expected += 1;
     }
@@ -336,12 +440,26 @@ impl<'k> ChainVerifier<'k> {
         {
             self.fail(seq, None, Problem::CheckpointedRecordMissing { seq });
         }
+        if self.failure.is_none()
+            && let Some((&seq, _)) = self.sealed.iter().next()
+        {
+            self.fail(seq, None, Problem::SealedRecordMissing { seq });
+        }
         report.chains += 1;
         report.records += self.records;
         report.checkpoints += self.checkpoints;
         if let Some(f) = self.failure {
             report.failures.push(f);
         }
+    }
+}
+
+/// What the seals say about `record`: the hashes valid seals list for its position, if any.
+fn seal_problem(record: &Record, sealed: Option<&[String]>) -> Option<Problem> {
+    match sealed {
+        Some(hashes) if hashes.iter().any(|h| *h != record.hash) => Some(Problem::SealHashMismatch),
+        None if record.content.v == SEALED_RECORD_VERSION => Some(Problem::Unsealed),
+        _ => None,
     }
 }
 
@@ -357,10 +475,12 @@ pub enum Completeness {
     Excerpt,
 }
 
-/// Verify an exported list of records (and checkpoints) offline, with public keys only.
+/// Verify an exported list of records (with the checkpoints and the seals of sealed records)
+/// offline, with public keys only.
 pub fn verify_records(
     records: &[Record],
     checkpoints: &[Checkpoint],
+    seals: &[Seal],
     keys: &PublicKeySet,
     completeness: Completeness,
 ) -> VerifyReport {
@@ -374,12 +494,14 @@ pub fn verify_records(
         by_chain.entry(&cp.content.chain).or_default();
     }
     let mut report = VerifyReport::default();
+    let mut cache = SealCache::default();
     for (chain, mut recs) in by_chain {
         recs.sort_by_key(|r| r.content.seq);
         let chain_cps = cps.remove(chain).unwrap_or_default();
         match completeness {
             Completeness::FullChains => {
                 let mut v = ChainVerifier::new(chain, keys, &chain_cps);
+                v.add_seals(seals, &mut cache);
                 let mut last: Option<&Record> = None;
                 for r in recs {
                     if let Some(prev) = last
@@ -396,10 +518,19 @@ pub fn verify_records(
                 v.finish(&mut report);
             }
             Completeness::Excerpt => {
-                verify_excerpt(chain, &recs, &chain_cps, keys, &mut report);
+                verify_excerpt(
+                    chain,
+                    &recs,
+                    &chain_cps,
+                    seals,
+                    &mut cache,
+                    keys,
+                    &mut report,
+                );
             }
         }
     }
+    report.seals = seals.len() as u64;
     report
 }
 
@@ -407,12 +538,28 @@ fn verify_excerpt(
     chain: &str,
     recs: &[&Record],
     cps: &[Checkpoint],
+    seals: &[Seal],
+    cache: &mut SealCache,
     keys: &PublicKeySet,
     report: &mut VerifyReport,
 ) {
     report.chains += 1;
     report.checkpoints += cps.len() as u64;
     let mut failure: Option<VerifyFailure> = None;
+    // seq -> hashes the valid seals list; seq -> what is wrong with a bad seal listing it
+    let mut sealed: HashMap<u64, Vec<String>> = HashMap::new();
+    let mut badly_sealed: HashMap<u64, Problem> = HashMap::new();
+    for seal in seals {
+        let problem = cache.check(seal, keys);
+        for e in seal.content.records.iter().filter(|e| e.chain == chain) {
+            match &problem {
+                None => sealed.entry(e.seq).or_default().push(e.hash.clone()),
+                Some(p) => {
+                    badly_sealed.insert(e.seq, p.clone());
+                }
+            }
+        }
+    }
     let mut by_seq: HashMap<u64, &Record> = HashMap::new();
     let mut prev: Option<&Record> = None;
     for r in recs {
@@ -431,7 +578,8 @@ fn verify_excerpt(
                     Some(Problem::BrokenLink)
                 }
                 _ if c.seq == 1 && c.prev != GENESIS_PREV => Some(Problem::BrokenLink),
-                _ => None,
+                _ if badly_sealed.contains_key(&c.seq) => badly_sealed.get(&c.seq).cloned(),
+                _ => seal_problem(r, sealed.get(&c.seq).map(Vec::as_slice)),
             }
         };
         if let Some(problem) = problem {

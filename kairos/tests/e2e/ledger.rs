@@ -154,6 +154,52 @@ async fn every_issuance_is_on_the_ledger_and_tampering_is_named() {
     let b: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
     assert_eq!(b["verification"]["ok"], true);
+    let sealed = b["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["content"]["v"] == 2)
+        .count();
+    assert!(sealed >= 2, "the embedded ledger seals its records: {b}");
+    // An auditor without Kairos: Python's hashlib and cryptography recompute every record's
+    // hash from its canonical bytes and check each is listed in a seal whose ES256 signature
+    // verifies under the bundle's ledger key.
+    let py = python_with_pyjwt();
+    let script = format!(
+        r#"
+import json, hashlib, base64
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+b = json.load(open("{bundle}"))
+def b64(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+def canon(o): return json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode()
+keys = {{}}
+for k in b["ledger_public_keys"]["keys"]:
+    n = lambda c: int.from_bytes(b64(k[c]), "big")
+    keys[k["kid"]] = ec.EllipticCurvePublicNumbers(n("x"), n("y"), ec.SECP256R1()).public_key()
+sealed = set()
+for s in b["seals"]:
+    sig = b64(s["signature"])
+    der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+    keys[s["content"]["kid"]].verify(der, b"KAIROS-LEDGER-SEAL/1\n" + canon(s["content"]), ec.ECDSA(hashes.SHA256()))
+    sealed |= {{(e["chain"], e["seq"], e["hash"]) for e in s["content"]["records"]}}
+for r in b["records"]:
+    c = r["content"]
+    h = hashlib.sha256(b"KAIROS-LEDGER-RECORD/1\n" + canon(c)).hexdigest()
+    assert h == r["hash"], (h, r["hash"])
+    assert c["v"] == 2 and r["signature"] == "" and (c["chain"], c["seq"], h) in sealed, r
+print("seals-ok", len(b["records"]), len(b["seals"]))
+"#,
+        bundle = bundle.display()
+    );
+    let out = run(py.to_str().unwrap(), &["-c", &script], None);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("seals-ok"),
+        "independent verification of the bundle failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // tamper with the token record's content in the SQLite file (with Python's sqlite3, an
     // independent reader): verify must fail and name the record

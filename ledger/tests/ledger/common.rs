@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kairos_ledger::{
-    GENESIS_PREV, LedgerKey, Record, RecordBody, RecordContent, Store, sha256_hex,
+    GENESIS_PREV, LedgerKey, Record, RecordBody, RecordContent, Seal, Store, sha256_hex,
 };
 
 /// A backend under test, with a way to tamper with its stored data directly.
@@ -141,4 +141,17 @@ pub async fn all_records(store: &dyn Store, chain: &str) -> Vec<Record> {
             return out;
         }
     }
+}
+
+/// Every seal of the store (none for a store that does not seal), each once.
+pub async fn all_seals(store: &dyn Store) -> Vec<Seal> {
+    let mut out: Vec<Seal> = Vec::new();
+    for chain in store.chains().await.unwrap() {
+        for seal in store.seals_for(&chain, 1, u64::MAX).await.unwrap() {
+            if !out.contains(&seal) {
+                out.push(seal);
+            }
+        }
+    }
+    out
 }

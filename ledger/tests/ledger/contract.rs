@@ -577,18 +577,25 @@ pub async fn offline_verification(h: Harness) {
     // Evidence bundle for one transaction: an excerpt of its chain.
     let excerpt = l.by_transaction("txn-E", 100, None).await.unwrap().records;
     assert_eq!(excerpt.len(), 3);
-    let report = verify_records(&excerpt, &cps, &keys, Completeness::Excerpt);
+    // (with the seals of a sealing store; none from one that signs every record)
+    let seals = all_seals(h.store.as_ref()).await;
+    assert_eq!(seals.is_empty(), !l.is_sealed());
+    let report = verify_records(&excerpt, &cps, &seals, &keys, Completeness::Excerpt);
     assert!(report.is_ok(), "{report:?}");
     // Through JSON, as an auditor receives it.
-    let json = serde_json::to_string(&(&excerpt, &cps)).unwrap();
-    let (excerpt2, cps2): (Vec<kairos_ledger::Record>, Vec<kairos_ledger::Checkpoint>) =
-        serde_json::from_str(&json).unwrap();
-    assert!(verify_records(&excerpt2, &cps2, &keys, Completeness::Excerpt).is_ok());
+    let json = serde_json::to_string(&(&excerpt, &cps, &seals)).unwrap();
+    #[allow(clippy::type_complexity)]
+    let (excerpt2, cps2, seals2): (
+        Vec<kairos_ledger::Record>,
+        Vec<kairos_ledger::Checkpoint>,
+        Vec<kairos_ledger::Seal>,
+    ) = serde_json::from_str(&json).unwrap();
+    assert!(verify_records(&excerpt2, &cps2, &seals2, &keys, Completeness::Excerpt).is_ok());
     let mut altered = excerpt.clone();
     if let kairos_ledger::RecordBody::TokenIssued { scope, .. } = &mut altered[1].content.body {
         *scope = "payments admin".into();
     }
-    let bad = verify_records(&altered, &cps, &keys, Completeness::Excerpt);
+    let bad = verify_records(&altered, &cps, &seals, &keys, Completeness::Excerpt);
     let f = bad.first_failure().unwrap();
     assert_eq!(
         (f.problem.clone(), f.record_id.as_deref()),
@@ -599,10 +606,10 @@ pub async fn offline_verification(h: Harness) {
     for chain in h.store.chains().await.unwrap() {
         full.extend(all_records(h.store.as_ref(), &chain).await);
     }
-    assert!(verify_records(&full, &cps, &keys, Completeness::FullChains).is_ok());
+    assert!(verify_records(&full, &cps, &seals, &keys, Completeness::FullChains).is_ok());
     let mut missing = full.clone();
     missing.retain(|r| r.content.seq != 2);
-    let bad = verify_records(&missing, &[], &keys, Completeness::FullChains);
+    let bad = verify_records(&missing, &[], &seals, &keys, Completeness::FullChains);
     assert!(matches!(
         bad.first_failure().unwrap().problem,
         Problem::MissingRecords {
@@ -610,7 +617,13 @@ pub async fn offline_verification(h: Harness) {
             found: 3
         }
     ));
-    let bad = verify_records(&full, &cps, &PublicKeySet::new(), Completeness::FullChains);
+    let bad = verify_records(
+        &full,
+        &cps,
+        &seals,
+        &PublicKeySet::new(),
+        Completeness::FullChains,
+    );
     assert!(!bad.is_ok());
 }
 
@@ -733,7 +746,14 @@ pub async fn tamper_reordered_records(h: Harness) {
 
 pub async fn tamper_replaced_signature(h: Harness) {
     let (l, keys, chain, recs) = tamper_setup(&h).await;
-    h.tamper.set_signature(&chain, 3, &recs[1].signature).await;
+    // another record's signature; a sealed record has none, so a valid one by another key
+    let other = if recs[1].signature.is_empty() {
+        let bytes = recs[2].content.canonical_bytes().unwrap();
+        LedgerKey::generate().unwrap().sign(&bytes).unwrap()
+    } else {
+        recs[1].signature.clone()
+    };
+    h.tamper.set_signature(&chain, 3, &other).await;
     assert_first_failure(
         &l,
         &keys,

@@ -218,3 +218,247 @@ async fn periodic_checkpoint_task() {
     assert_eq!(errors.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert!(l.verify_all(&keys).await.unwrap().is_ok());
 }
+
+/// A ledger over a fresh embedded store, and the file's path.
+fn sealed_ledger() -> (
+    tempfile::TempDir,
+    PathBuf,
+    Arc<kairos_ledger::Ledger>,
+    kairos_ledger::PublicKeySet,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let key = kairos_ledger::LedgerKey::generate().unwrap();
+    let keys = kairos_ledger::PublicKeySet::new().with(key.verifying_key());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let l = Arc::new(kairos_ledger::Ledger::new(store, key, 4));
+    (dir, path, l, keys)
+}
+
+async fn append_tokens(l: &kairos_ledger::Ledger, txn: &str, n: u64) -> String {
+    let mut chain = String::new();
+    for i in 0..n {
+        let body = crate::common::token(&format!("{txn}-{i}"), "c", "x", Some(txn));
+        let at = kairos_ledger::RecordMeta::at(crate::common::T0 + i as i64);
+        chain = l.append(body, at).await.unwrap().chain;
+    }
+    chain
+}
+
+async fn first_failure(
+    l: &kairos_ledger::Ledger,
+    keys: &kairos_ledger::PublicKeySet,
+) -> (String, u64, kairos_ledger::Problem) {
+    let report = l.verify_all(keys).await.unwrap();
+    let f = report.first_failure().expect("tampering not detected");
+    (f.chain.clone(), f.seq, f.problem.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_commit_is_sealed_and_records_carry_no_signature() {
+    use kairos_ledger::{Completeness, Problem, SEALED_RECORD_VERSION, verify_records};
+    let (_dir, _path, l, keys) = sealed_ledger();
+    assert!(l.is_sealed());
+    // concurrent appends share commits, and so seals
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let l = l.clone();
+        tasks.push(tokio::spawn(async move {
+            append_tokens(&l, &format!("txn-{t}"), 5).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seals = crate::common::all_seals(l.store().as_ref()).await;
+    let mut records = Vec::new();
+    for chain in l.store().chains().await.unwrap() {
+        records.extend(crate::common::all_records(l.store().as_ref(), &chain).await);
+    }
+    assert_eq!(records.len(), 40);
+    assert!(
+        !seals.is_empty() && seals.len() <= 40,
+        "{} seals",
+        seals.len()
+    );
+    for r in &records {
+        assert_eq!(r.content.v, SEALED_RECORD_VERSION);
+        assert!(r.signature.is_empty());
+        let listing: Vec<_> = seals
+            .iter()
+            .filter(|s| {
+                s.content.records.iter().any(|e| {
+                    (e.chain.as_str(), e.seq, e.hash.as_str())
+                        == (r.content.chain.as_str(), r.content.seq, r.hash.as_str())
+                })
+            })
+            .collect();
+        assert_eq!(listing.len(), 1, "each record is in exactly one seal");
+    }
+    for s in &seals {
+        assert!(kairos_ledger::check_seal_signature(s, &keys));
+        assert!(s.content.time >= crate::common::T0);
+    }
+    let report = l.verify_all(&keys).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.records, report.seals), (40, seals.len() as u64));
+    // offline: a record with its seal verifies; without it, it does not
+    let one = std::slice::from_ref(&records[0]);
+    let report = verify_records(one, &[], &seals, &keys, Completeness::Excerpt);
+    assert!(report.is_ok(), "{report:?}");
+    let report = verify_records(one, &[], &[], &keys, Completeness::Excerpt);
+    assert_eq!(report.first_failure().unwrap().problem, Problem::Unsealed);
+}
+
+#[tokio::test]
+async fn a_record_rewritten_with_a_consistent_hash_no_longer_matches_its_seal() {
+    let (_dir, path, l, keys) = sealed_ledger();
+    let chain = append_tokens(&l, "txn-R", 3).await;
+    // The attacker rewrites the newest record and recomputes its hash (no later record links
+    // to it, and no checkpoint names it): only the seal can tell.
+    let c = Connection::open(&path).unwrap();
+    let content: String = c
+        .query_row(
+            "SELECT content FROM records WHERE chain = ?1 AND seq = 3",
+            params![chain],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let forged = content.replace("\"payments\"", "\"payments admin\"");
+    assert_ne!(forged, content);
+    let mut bytes = kairos_ledger::RECORD_PREFIX.to_vec();
+    bytes.extend_from_slice(forged.as_bytes());
+    c.execute(
+        "UPDATE records SET content = ?1, hash = ?2 WHERE chain = ?3 AND seq = 3",
+        params![forged, kairos_ledger::sha256_hex(&bytes), chain],
+    )
+    .unwrap();
+    assert_eq!(
+        first_failure(&l, &keys).await,
+        (chain, 3, kairos_ledger::Problem::SealHashMismatch)
+    );
+}
+
+#[tokio::test]
+async fn records_whose_seal_is_gone_or_forged_are_reported() {
+    let (_dir, path, l, keys) = sealed_ledger();
+    let chain = append_tokens(&l, "txn-S", 3).await;
+    let c = Connection::open(&path).unwrap();
+    // a seal altered (one listed hash changed): its signature no longer verifies
+    let n = c
+        .execute(
+            "UPDATE seals SET content = replace(content, '\"hash\":\"', '\"hash\":\"0') \
+             WHERE id = (SELECT seal_id FROM records WHERE chain = ?1 AND seq = 2)",
+            params![chain],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        first_failure(&l, &keys).await,
+        (chain.clone(), 2, kairos_ledger::Problem::SealBadSignature)
+    );
+    // every seal deleted: the first record is no longer authenticated
+    c.execute("DELETE FROM seals", []).unwrap();
+    assert_eq!(
+        first_failure(&l, &keys).await,
+        (chain, 1, kairos_ledger::Problem::Unsealed)
+    );
+}
+
+#[tokio::test]
+async fn a_record_slipped_in_without_a_seal_is_reported() {
+    let (_dir, path, l, keys) = sealed_ledger();
+    let chain = append_tokens(&l, "txn-U", 2).await;
+    let recs = crate::common::all_records(l.store().as_ref(), &chain).await;
+    // A well-formed next record (right seq, right prev, right hash), written by hand: all an
+    // attacker without the key can produce.
+    let mut forged = recs[1].clone();
+    forged.content.seq = 3;
+    forged.content.id = format!("{:032x}", crate::common::rand_u128());
+    forged.content.prev = recs[1].hash.clone();
+    let json = forged.content.canonical_json().unwrap();
+    let mut bytes = kairos_ledger::RECORD_PREFIX.to_vec();
+    bytes.extend_from_slice(json.as_bytes());
+    let c = Connection::open(&path).unwrap();
+    c.execute(
+        "INSERT INTO records (chain, seq, record_id, kind, time_ms, kid, prev_hash, hash, \
+         signature, content) VALUES (?1, 3, ?2, 'token_issued', ?3, ?4, ?5, ?6, '', ?7)",
+        params![
+            chain,
+            forged.content.id,
+            forged.content.time,
+            forged.content.kid,
+            forged.content.prev,
+            kairos_ledger::sha256_hex(&bytes),
+            json
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        first_failure(&l, &keys).await,
+        (chain, 3, kairos_ledger::Problem::Unsealed)
+    );
+}
+
+#[tokio::test]
+async fn a_store_without_a_sealing_key_refuses_sealed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("l.sqlite")).unwrap();
+    let key = kairos_ledger::LedgerKey::generate().unwrap();
+    let mut r = crate::common::signed(&key, "shard-0000", 1, None, crate::common::auditor(), None);
+    r.content.v = kairos_ledger::SEALED_RECORD_VERSION;
+    r.signature.clear();
+    assert!(matches!(
+        store.append(&r).await,
+        Err(kairos_ledger::StoreError::Invalid(_))
+    ));
+    assert!(
+        store
+            .scan_chain("shard-0000", 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_and_its_signed_records_still_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let key = kairos_ledger::LedgerKey::generate().unwrap();
+    let keys = kairos_ledger::PublicKeySet::new().with(key.verifying_key());
+    let chain = kairos_ledger::chain_for(Some("txn-V"), None, 4);
+    {
+        // records signed one by one, as before seals
+        let store = SqliteStore::open(&path).unwrap();
+        let r1 = crate::common::signed(
+            &key,
+            &chain,
+            1,
+            None,
+            crate::common::token("v1", "c", "x", Some("txn-V")),
+            None,
+        );
+        store.append(&r1).await.unwrap();
+    }
+    // ... in a file of the first schema
+    let c = Connection::open(&path).unwrap();
+    c.execute_batch(
+        "ALTER TABLE records DROP COLUMN seal_id; DROP TABLE seals; PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(c);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let l = kairos_ledger::Ledger::new(store, key, 4);
+    assert_eq!(append_tokens(&l, "txn-V", 2).await, chain);
+    let recs = crate::common::all_records(l.store().as_ref(), &chain).await;
+    let versions: Vec<u32> = recs.iter().map(|r| r.content.v).collect();
+    assert_eq!(versions, [1, 2, 2]);
+    let report = l.verify_all(&keys).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let c = Connection::open(&path).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
+}
