@@ -80,10 +80,11 @@ for mode in $MODES; do
                 json=$(taskset -c 1 "$bin" bench "${CLIENT[@]}" --target "$URL" --mode "$mode" \
                     --connections "$conns" --duration "$DURATION" --server-pid "$PID" --json)
                 kill "$PID"; wait "$PID" 2>/dev/null || true
-                echo "{\"server\":\"$name\",\"run\":$run,\"result\":$json}" >>"$OUT"
-                python3 - "$name" "$json" <<'EOF'
+                python3 - "$name" "$json" "$run" "$OUT" <<'EOF'
 import json, sys
 d = json.loads(sys.argv[2])
+with open(sys.argv[4], "a") as out:  # one compact JSON object per line
+    out.write(json.dumps({"server": sys.argv[1], "run": int(sys.argv[3]), "result": d}) + "\n")
 l = d["latency_us"]
 print(f'{sys.argv[1]:<10} {d["mode"]:<9} {d["connections"]:>5} {d["req_per_sec"]:>9.0f} '
       f'{l["p50"]/1000:>9.2f} {l["p99"]/1000:>9.2f} {d["server_cpu_per_request_us"]:>12.1f}'
