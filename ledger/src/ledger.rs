@@ -490,6 +490,8 @@ pub async fn verify_store_with(
 ) -> Result<VerifyReport, LedgerError> {
     let mut report = VerifyReport::default();
     let mut seals = SealCache::default();
+    let mut verified = std::collections::BTreeMap::new();
+    let mut failed = std::collections::BTreeSet::new();
     let mut chains: std::collections::BTreeSet<String> =
         store.chains().await?.into_iter().collect();
     chains.extend(also.iter().cloned());
@@ -532,8 +534,16 @@ pub async fn verify_store_with(
                 break;
             }
         }
-        v.finish(&mut report);
+        match v.finish(&mut report) {
+            Some(last) => {
+                verified.insert(chain, last);
+            }
+            None => {
+                failed.insert(chain);
+            }
+        }
     }
+    seals.check_listed_tails(&verified, &failed, &mut report);
     report.seals = seals.len() as u64;
     Ok(report)
 }

@@ -491,18 +491,9 @@ fn writer_loop(
 ) {
     let _exit = WriterExit(queue);
     let mut group = GroupCommit::default();
-    // without it no seal can be written: every sealed append then fails, closed
-    let mut next_seal = conn
-        .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM seals", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .ok();
     while let Some((batch, ran_out)) = queue.next_batch(&mut group, max_delay) {
         group.observe(batch.len(), ran_out);
-        let seal = sealer.get().zip(next_seal);
-        if commit_batch(&mut conn, batch, seal.map(|(k, id)| (k.as_ref(), id))) {
-            next_seal = next_seal.map(|id| id + 1);
-        }
+        commit_batch(&mut conn, batch, sealer.get().map(AsRef::as_ref));
     }
 }
 
@@ -511,10 +502,9 @@ enum Outcome {
     Fatal(rusqlite::Error),
 }
 
-/// Applies a batch in one transaction and answers every operation. With `seal` (key, id),
-/// the records written are listed in one seal with that id, signed and written in the same
-/// transaction. Returns whether a seal was committed.
-fn commit_batch(conn: &mut Connection, batch: Vec<Op>, seal: Option<(&LedgerKey, i64)>) -> bool {
+/// Applies a batch in one transaction and answers every operation. With a sealing key, the
+/// records written are listed in one seal, signed and written in the same transaction.
+fn commit_batch(conn: &mut Connection, batch: Vec<Op>, sealer: Option<&LedgerKey>) {
     let fail_all = |batch: Vec<Op>, msg: &str, err: Option<rusqlite::Error>| {
         let msg = msg.to_owned();
         let err = err.map(|e| e.to_string());
@@ -530,9 +520,22 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Op>, seal: Option<(&LedgerKey,
         }
     };
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        fail_all(batch, "sqlite begin", Some(e));
-        return false;
+        return fail_all(batch, "sqlite begin", Some(e));
     }
+    // The next seal id, read under the write lock: other processes may write to the file too
+    // (`kairos audit` records each use), so no id kept from an earlier commit is safe.
+    let seal = match sealer {
+        None => None,
+        Some(key) => match conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM seals", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(id) => Some((key, id)),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return fail_all(batch, "sqlite seal id", Some(e));
+            }
+        },
+    };
     let mut results = Vec::with_capacity(batch.len());
     let mut sealed = Vec::new();
     for op in &batch {
@@ -550,31 +553,24 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Op>, seal: Option<(&LedgerKey,
             }
             Outcome::Fatal(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                fail_all(batch, "sqlite write", Some(e));
-                return false;
+                return fail_all(batch, "sqlite write", Some(e));
             }
         }
     }
-    let sealing = match seal {
-        Some((key, id)) if !sealed.is_empty() => Some((key, id)),
-        _ => None,
-    };
-    if let Some((key, id)) = sealing
+    if let Some((key, id)) = seal
+        && !sealed.is_empty()
         && let Err(e) = write_seal(conn, key, id, &sealed)
     {
         let _ = conn.execute_batch("ROLLBACK");
-        fail_all(batch, &format!("sqlite seal: {e}"), None);
-        return false;
+        return fail_all(batch, &format!("sqlite seal: {e}"), None);
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
-        fail_all(batch, "sqlite commit", Some(e));
-        return false;
+        return fail_all(batch, "sqlite commit", Some(e));
     }
     for (op, r) in batch.into_iter().zip(results) {
         let _ = reply_of(op).send(r);
     }
-    sealing.is_some()
 }
 
 /// Signs and inserts seal `id` over `records` (time, chain, seq, hash).
@@ -847,6 +843,10 @@ impl Store for SqliteStore {
         record: Record,
         content_json: String,
     ) -> AppendFuture<'a> {
+        debug_assert_eq!(
+            record.content.canonical_json().ok().as_deref(),
+            Some(content_json.as_str())
+        );
         let row = Row {
             idem: record.idempotency_key(),
             serial: record.content.body.serial().map(|s| normalize_serial(&s)),

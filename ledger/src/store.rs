@@ -160,7 +160,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// [`Store::submit_append`] of a record whose canonical JSON (the canonical bytes without
     /// the prefix, [`RecordContent::canonical_json`](crate::RecordContent::canonical_json)) the
-    /// caller already has, so that a store keeping it need not encode it again.
+    /// caller already has, so that a store keeping it need not encode it again. The caller
+    /// guarantees that `canonical_json` is exactly that encoding of `record.content`; anything
+    /// else would be stored as is and fail verification.
     fn submit_append_encoded<'a>(
         &'a self,
         record: Record,

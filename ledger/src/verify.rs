@@ -74,13 +74,15 @@ pub enum Problem {
     },
     /// A sealed-format record that no valid seal lists (forged, or its seal removed).
     Unsealed,
-    /// A seal listing this record does not verify (forged or altered) or its key is unknown.
+    /// A seal listing this record does not verify (forged or altered). A seal by a key not in
+    /// the trusted set is reported as [`Problem::UnknownKey`].
     SealBadSignature,
     /// A seal lists another hash for this record (the record was altered).
     SealHashMismatch,
-    /// A seal lists a record at this seq that is not in the chain (removed).
+    /// A valid seal lists a record at this seq or after it that is not in the chain (records
+    /// removed).
     SealedRecordMissing {
-        /// Sealed seq.
+        /// The first missing seq.
         seq: u64,
     },
 }
@@ -241,6 +243,8 @@ pub fn check_seal_signature(seal: &Seal, keys: &PublicKeySet) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct SealCache {
     checked: HashMap<(String, String), Option<Problem>>,
+    /// chain -> the highest seq any valid seal lists for it.
+    max_listed: BTreeMap<String, u64>,
 }
 
 impl SealCache {
@@ -249,17 +253,52 @@ impl SealCache {
         let Ok(bytes) = seal.content.canonical_bytes() else {
             return Some(Problem::SealBadSignature);
         };
+        let max_listed = &mut self.max_listed;
         self.checked
             .entry((sha256_hex(&bytes), seal.signature.clone()))
             .or_insert_with(|| {
                 let kid = &seal.content.kid;
                 if keys.get(kid).is_none() {
-                    Some(Problem::UnknownKey { kid: kid.clone() })
-                } else {
-                    (!check_seal_signature(seal, keys)).then_some(Problem::SealBadSignature)
+                    return Some(Problem::UnknownKey { kid: kid.clone() });
                 }
+                if !check_seal_signature(seal, keys) {
+                    return Some(Problem::SealBadSignature);
+                }
+                for e in &seal.content.records {
+                    let max = max_listed.entry(e.chain.clone()).or_default();
+                    *max = (*max).max(e.seq);
+                }
+                None
             })
             .clone()
+    }
+
+    /// Valid seals may list records of chains other than the one they were found through: a
+    /// chain whose newest records were deleted can still be named by a seal found through
+    /// another chain. Fails every chain in which a valid seal lists a seq beyond the records
+    /// verified (`verified`: chain -> last seq verified in order, for chains without a failure;
+    /// chains with a failure are left out, and so are those in `failed`).
+    pub(crate) fn check_listed_tails(
+        &self,
+        verified: &BTreeMap<String, u64>,
+        failed: &std::collections::BTreeSet<String>,
+        report: &mut VerifyReport,
+    ) {
+        for (chain, &max) in &self.max_listed {
+            if failed.contains(chain) {
+                continue;
+            }
+            let last = verified.get(chain).copied().unwrap_or(0);
+            if max > last {
+                report.failures.push(VerifyFailure {
+                    chain: chain.clone(),
+                    seq: last + 1,
+                    record_id: None,
+                    problem: Problem::SealedRecordMissing { seq: last + 1 },
+                });
+            }
+        }
+        report.failures.sort_by(|a, b| a.chain.cmp(&b.chain));
     }
 
     /// Distinct seals checked.
@@ -433,8 +472,9 @@ impl<'k> ChainVerifier<'k> {
         self.expected += 1;
     }
 
-    /// Finish: checkpoints beyond the last record mean records were removed.
-    pub(crate) fn finish(mut self, report: &mut VerifyReport) {
+    /// Finish: checkpoints or seals beyond the last record mean records were removed. Returns
+    /// the last seq verified in order, or `None` when the chain failed.
+    pub(crate) fn finish(mut self, report: &mut VerifyReport) -> Option<u64> {
         if self.failure.is_none()
             && let Some((&seq, _)) = self.checkpointed.iter().next()
         {
@@ -448,8 +488,12 @@ impl<'k> ChainVerifier<'k> {
         report.chains += 1;
         report.records += self.records;
         report.checkpoints += self.checkpoints;
-        if let Some(f) = self.failure {
-            report.failures.push(f);
+        match self.failure {
+            Some(f) => {
+                report.failures.push(f);
+                None
+            }
+            None => Some(self.expected - 1),
         }
     }
 }
@@ -464,6 +508,9 @@ fn seal_problem(record: &Record, sealed: Option<&[String]>) -> Option<Problem> {
 }
 
 /// How complete the records given to [`verify_records`] are.
+///
+/// With [`Completeness::FullChains`], every chain named by a record, a checkpoint or a seal is
+/// expected in full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Completeness {
@@ -493,6 +540,12 @@ pub fn verify_records(
         cps.entry(&cp.content.chain).or_default().push(cp.clone());
         by_chain.entry(&cp.content.chain).or_default();
     }
+    if completeness == Completeness::FullChains {
+        // a chain a seal names must be there too
+        for e in seals.iter().flat_map(|s| &s.content.records) {
+            by_chain.entry(&e.chain).or_default();
+        }
+    }
     let mut report = VerifyReport::default();
     let mut cache = SealCache::default();
     for (chain, mut recs) in by_chain {
@@ -515,7 +568,7 @@ pub fn verify_records(
                     v.push(r);
                     last = Some(r);
                 }
-                v.finish(&mut report);
+                let _ = v.finish(&mut report);
             }
             Completeness::Excerpt => {
                 verify_excerpt(
@@ -530,7 +583,7 @@ pub fn verify_records(
             }
         }
     }
-    report.seals = seals.len() as u64;
+    report.seals = cache.len() as u64;
     report
 }
 

@@ -462,3 +462,97 @@ async fn a_version_1_file_is_upgraded_and_its_signed_records_still_verify() {
         .unwrap();
     assert_eq!(v, 2);
 }
+
+#[tokio::test]
+async fn two_processes_writing_one_file_both_keep_sealing() {
+    // `kairos serve` and `kairos audit …` (which records each use) on the same file
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let key = Arc::new(kairos_ledger::LedgerKey::generate().unwrap());
+    let keys = kairos_ledger::PublicKeySet::new().with(key.verifying_key());
+    let open = || {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+        kairos_ledger::Ledger::new(store, key.clone(), 4)
+    };
+    let server = open();
+    append_tokens(&server, "txn-P", 1).await;
+    {
+        let cli = open();
+        cli.append(
+            crate::common::auditor(),
+            kairos_ledger::RecordMeta::at(crate::common::T0),
+        )
+        .await
+        .unwrap();
+    }
+    // the server's next seal id must not be the one the other process took
+    append_tokens(&server, "txn-Q", 5).await;
+    let report = server.verify_all(&keys).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.records, report.seals), (7, 7));
+}
+
+#[tokio::test]
+async fn deleting_a_chains_newest_records_is_caught_by_a_seal_found_through_another_chain() {
+    use kairos_ledger::{Completeness, Problem, SealContent, SealEntry, verify_records};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let key = Arc::new(kairos_ledger::LedgerKey::generate().unwrap());
+    let keys = kairos_ledger::PublicKeySet::new().with(key.verifying_key());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let l = kairos_ledger::Ledger::new(store, key.clone(), 4);
+    let a = append_tokens(&l, "txn-A", 2).await;
+    let other = (0..)
+        .map(|i| format!("txn-B{i}"))
+        .find(|t| l.chain_for(Some(t), None) != a)
+        .unwrap();
+    let b = append_tokens(&l, &other, 1).await;
+    let a2 = crate::common::all_records(l.store().as_ref(), &a).await[1].clone();
+    let b1 = crate::common::all_records(l.store().as_ref(), &b).await[0].clone();
+    // As if A:2 and B:1 had been committed together: one seal lists both.
+    let content = SealContent {
+        v: kairos_ledger::SEAL_VERSION,
+        time: b1.content.time,
+        kid: key.kid().to_owned(),
+        records: [&a2, &b1]
+            .iter()
+            .map(|r| SealEntry {
+                chain: r.content.chain.clone(),
+                seq: r.content.seq,
+                hash: r.hash.clone(),
+            })
+            .collect(),
+    };
+    let bytes = content.canonical_bytes().unwrap();
+    let json = std::str::from_utf8(&bytes[kairos_ledger::SEAL_PREFIX.len()..]).unwrap();
+    let c = Connection::open(&path).unwrap();
+    c.execute(
+        "INSERT INTO seals (id, content, signature) VALUES (100, ?1, ?2)",
+        params![json, key.sign(&bytes).unwrap()],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE records SET seal_id = 100 WHERE (chain = ?1 AND seq = 2) OR (chain = ?2 AND seq = 1)",
+        params![a, b],
+    )
+    .unwrap();
+    assert!(l.verify_all(&keys).await.unwrap().is_ok());
+    let seals = crate::common::all_seals(l.store().as_ref()).await;
+    // The attacker deletes A's newest record: nothing of A points to the seal any more, B does.
+    c.execute(
+        "DELETE FROM records WHERE chain = ?1 AND seq = 2",
+        params![a],
+    )
+    .unwrap();
+    assert_eq!(
+        first_failure(&l, &keys).await,
+        (a.clone(), 2, Problem::SealedRecordMissing { seq: 2 })
+    );
+    // offline, with every chain and seal, the same
+    let mut rest = crate::common::all_records(l.store().as_ref(), &a).await;
+    rest.extend(crate::common::all_records(l.store().as_ref(), &b).await);
+    let report = verify_records(&rest, &[], &seals, &keys, Completeness::FullChains);
+    let f = report.first_failure().unwrap();
+    assert_eq!((&f.chain, f.seq), (&a, 2));
+    assert!(matches!(f.problem, Problem::SealedRecordMissing { .. }));
+}
