@@ -526,9 +526,10 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Op>, sealer: Option<&LedgerKey
     // (`kairos audit` records each use), so no id kept from an earlier commit is safe.
     let seal = match sealer {
         None => None,
-        Some(key) => match conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM seals", [], |r| {
-            r.get::<_, i64>(0)
-        }) {
+        Some(key) => match conn
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM seals")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        {
             Ok(id) => Some((key, id)),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
