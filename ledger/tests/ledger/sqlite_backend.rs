@@ -235,6 +235,13 @@ fn sealed_ledger() -> (
     (dir, path, l, keys)
 }
 
+/// The hash of a record whose stored (canonical) JSON is `json`, as an attacker recomputes it.
+fn hash_of(json: &str) -> String {
+    let mut bytes = kairos_ledger::RECORD_PREFIX.to_vec();
+    bytes.extend_from_slice(json.as_bytes());
+    kairos_ledger::sha256_hex(&bytes)
+}
+
 async fn append_tokens(l: &kairos_ledger::Ledger, txn: &str, n: u64) -> String {
     let mut chain = String::new();
     for i in 0..n {
@@ -326,11 +333,9 @@ async fn a_record_rewritten_with_a_consistent_hash_no_longer_matches_its_seal() 
         .unwrap();
     let forged = content.replace("\"payments\"", "\"payments admin\"");
     assert_ne!(forged, content);
-    let mut bytes = kairos_ledger::RECORD_PREFIX.to_vec();
-    bytes.extend_from_slice(forged.as_bytes());
     c.execute(
         "UPDATE records SET content = ?1, hash = ?2 WHERE chain = ?3 AND seq = 3",
-        params![forged, kairos_ledger::sha256_hex(&bytes), chain],
+        params![forged, hash_of(&forged), chain],
     )
     .unwrap();
     assert_eq!(
@@ -377,8 +382,6 @@ async fn a_record_slipped_in_without_a_seal_is_reported() {
     forged.content.id = format!("{:032x}", crate::common::rand_u128());
     forged.content.prev = recs[1].hash.clone();
     let json = forged.content.canonical_json().unwrap();
-    let mut bytes = kairos_ledger::RECORD_PREFIX.to_vec();
-    bytes.extend_from_slice(json.as_bytes());
     let c = Connection::open(&path).unwrap();
     c.execute(
         "INSERT INTO records (chain, seq, record_id, kind, time_ms, kid, prev_hash, hash, \
@@ -389,7 +392,7 @@ async fn a_record_slipped_in_without_a_seal_is_reported() {
             forged.content.time,
             forged.content.kid,
             forged.content.prev,
-            kairos_ledger::sha256_hex(&bytes),
+            hash_of(&json),
             json
         ],
     )
