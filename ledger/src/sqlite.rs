@@ -1,4 +1,5 @@
-//! Embedded store: one SQLite file (WAL, `synchronous=FULL`), group commit on a writer thread.
+//! Embedded store: one SQLite file (WAL, `synchronous=FULL`), group commit on a writer thread,
+//! one seal (signature) per commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
