@@ -13,7 +13,7 @@ use crate::record::{
     RecordContent, SEALED_RECORD_VERSION, chain_for, record_idempotency_key, sha256_hex_parts,
 };
 use crate::store::{ChainHead, Page, Query, Store, StoreError};
-use crate::verify::{ChainVerifier, SealCache, VerifyReport};
+use crate::verify::{ChainVerifier, Problem, SealCache, VerifyFailure, VerifyReport};
 
 /// Default number of transaction shards (chains).
 pub const DEFAULT_SHARDS: u32 = 16;
@@ -543,9 +543,44 @@ pub async fn verify_store_with(
             }
         }
     }
-    seals.check_listed_tails(&verified, &failed, &mut report);
+    check_listed_tails(store, &seals, &verified, &failed, &mut report).await?;
     report.seals = seals.len() as u64;
     Ok(report)
+}
+
+/// A valid seal may list records of chains other than the one it was found through, so a
+/// chain whose newest records were deleted can still be named by a seal found through another
+/// chain. Fails each chain (verified without failure, or not at all) in which a valid seal
+/// lists a seq beyond the last record verified, unless that record exists now: on a live
+/// store it may have been appended after its chain was verified.
+async fn check_listed_tails(
+    store: &dyn Store,
+    seals: &SealCache,
+    verified: &std::collections::BTreeMap<String, u64>,
+    failed: &std::collections::BTreeSet<String>,
+    report: &mut VerifyReport,
+) -> Result<(), LedgerError> {
+    for (chain, max) in seals.max_listed() {
+        if failed.contains(chain) {
+            continue;
+        }
+        let last = verified.get(chain).copied().unwrap_or(0);
+        if max <= last {
+            continue;
+        }
+        let now = store.scan_chain(chain, max, 1).await?;
+        if now.first().is_some_and(|r| r.content.seq == max) {
+            continue;
+        }
+        report.failures.push(VerifyFailure {
+            chain: chain.to_owned(),
+            seq: last + 1,
+            record_id: None,
+            problem: Problem::SealedRecordMissing { seq: last + 1 },
+        });
+    }
+    report.failures.sort_by(|a, b| a.chain.cmp(&b.chain));
+    Ok(())
 }
 
 /// The stored positions a page of a chain may occupy: `from..=to` by position, widened to the

@@ -273,32 +273,9 @@ impl SealCache {
             .clone()
     }
 
-    /// Valid seals may list records of chains other than the one they were found through: a
-    /// chain whose newest records were deleted can still be named by a seal found through
-    /// another chain. Fails every chain in which a valid seal lists a seq beyond the records
-    /// verified (`verified`: chain -> last seq verified in order, for chains without a failure;
-    /// chains with a failure are left out, and so are those in `failed`).
-    pub(crate) fn check_listed_tails(
-        &self,
-        verified: &BTreeMap<String, u64>,
-        failed: &std::collections::BTreeSet<String>,
-        report: &mut VerifyReport,
-    ) {
-        for (chain, &max) in &self.max_listed {
-            if failed.contains(chain) {
-                continue;
-            }
-            let last = verified.get(chain).copied().unwrap_or(0);
-            if max > last {
-                report.failures.push(VerifyFailure {
-                    chain: chain.clone(),
-                    seq: last + 1,
-                    record_id: None,
-                    problem: Problem::SealedRecordMissing { seq: last + 1 },
-                });
-            }
-        }
-        report.failures.sort_by(|a, b| a.chain.cmp(&b.chain));
+    /// For each chain, the highest seq that a valid seal checked so far lists.
+    pub(crate) fn max_listed(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.max_listed.iter().map(|(c, &m)| (c.as_str(), m))
     }
 
     /// Distinct seals checked.
