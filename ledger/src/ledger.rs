@@ -13,7 +13,7 @@ use crate::record::{
     RecordContent, SEALED_RECORD_VERSION, chain_for, record_idempotency_key, sha256_hex_parts,
 };
 use crate::store::{ChainHead, Page, Query, Store, StoreError};
-use crate::verify::{ChainVerifier, Problem, SealCache, VerifyFailure, VerifyReport};
+use crate::verify::{ChainVerifier, Problem, SealCache, VerifyFailure, VerifyReport, check_record};
 
 /// Default number of transaction shards (chains).
 pub const DEFAULT_SHARDS: u32 = 16;
@@ -490,7 +490,6 @@ pub async fn verify_store_with(
 ) -> Result<VerifyReport, LedgerError> {
     let mut report = VerifyReport::default();
     let mut seals = SealCache::default();
-    let mut verified = std::collections::BTreeMap::new();
     let mut failed = std::collections::BTreeSet::new();
     let mut chains: std::collections::BTreeSet<String> =
         store.chains().await?.into_iter().collect();
@@ -534,50 +533,61 @@ pub async fn verify_store_with(
                 break;
             }
         }
-        match v.finish(&mut report) {
-            Some(last) => {
-                verified.insert(chain, last);
-            }
-            None => {
-                failed.insert(chain);
-            }
+        if v.finish(&mut report).is_none() {
+            failed.insert(chain);
         }
     }
-    check_listed_tails(store, &seals, &verified, &failed, &mut report).await?;
+    check_unseen_seal_entries(store, keys, &mut seals, &failed, &mut report).await?;
     report.seals = seals.len() as u64;
     Ok(report)
 }
 
-/// A valid seal may list records of chains other than the one it was found through, so a
-/// chain whose newest records were deleted can still be named by a seal found through another
-/// chain. Fails each chain (verified without failure, or not at all) in which a valid seal
-/// lists a seq beyond the last record verified, unless that record exists now: on a live
-/// store it may have been appended after its chain was verified.
-async fn check_listed_tails(
+/// A valid seal may list records of chains other than the one it was found through. A
+/// record written legitimately points to its seal, so its chain's verifier meets that seal;
+/// what no chain's verifier met is a record deleted (perhaps replaced since by a new one at
+/// the same seq) — or, on a live store (`kairos audit verify` while the server appends), one
+/// appended after its chain was verified. Each such entry is looked up: it must be there, with
+/// the listed hash, and check out on its own. Chains that already failed are left alone.
+async fn check_unseen_seal_entries(
     store: &dyn Store,
-    seals: &SealCache,
-    verified: &std::collections::BTreeMap<String, u64>,
+    keys: &PublicKeySet,
+    seals: &mut SealCache,
     failed: &std::collections::BTreeSet<String>,
     report: &mut VerifyReport,
 ) -> Result<(), LedgerError> {
-    for (chain, max) in seals.max_listed() {
-        if failed.contains(chain) {
+    for (chain, by_seq) in seals.take_unseen() {
+        if failed.contains(&chain) {
             continue;
         }
-        let last = verified.get(chain).copied().unwrap_or(0);
-        if max <= last {
-            continue;
+        for (seq, hashes) in by_seq {
+            let found = match store.scan_chain(&chain, seq, 1).await {
+                Ok(page) => page.into_iter().next().filter(|r| r.content.seq == seq),
+                Err(StoreError::Corrupt { reason, .. }) => {
+                    report.failures.push(VerifyFailure {
+                        chain: chain.clone(),
+                        seq,
+                        record_id: None,
+                        problem: Problem::Unreadable { reason },
+                    });
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let problem = match &found {
+                None => Some(Problem::SealedRecordMissing { seq }),
+                Some(r) if hashes.iter().any(|h| *h != r.hash) => Some(Problem::SealHashMismatch),
+                Some(r) => check_record(r, keys),
+            };
+            if let Some(problem) = problem {
+                report.failures.push(VerifyFailure {
+                    chain: chain.clone(),
+                    seq,
+                    record_id: found.map(|r| r.content.id),
+                    problem,
+                });
+                break;
+            }
         }
-        let now = store.scan_chain(chain, max, 1).await?;
-        if now.first().is_some_and(|r| r.content.seq == max) {
-            continue;
-        }
-        report.failures.push(VerifyFailure {
-            chain: chain.to_owned(),
-            seq: last + 1,
-            record_id: None,
-            problem: Problem::SealedRecordMissing { seq: last + 1 },
-        });
     }
     report.failures.sort_by(|a, b| a.chain.cmp(&b.chain));
     Ok(())

@@ -238,24 +238,34 @@ pub fn check_seal_signature(seal: &Seal, keys: &PublicKeySet) -> bool {
         .is_some_and(|k| k.verify(&bytes, &seal.signature))
 }
 
+/// Entries of valid seals, by chain: seq -> hashes listed.
+pub(crate) type SealedEntries = BTreeMap<String, BTreeMap<u64, Vec<String>>>;
+
 /// Seal signatures already checked (a seal covers records of several chains, and is met once
-/// per chain), keyed by the hash of its canonical bytes and its signature.
+/// per chain), keyed by the hash of its canonical bytes and its signature; and what valid
+/// seals list that the verifier of the chain concerned has not met.
 #[derive(Debug, Default)]
 pub(crate) struct SealCache {
     checked: HashMap<(String, String), Option<Problem>>,
-    /// chain -> the highest seq any valid seal lists for it.
-    max_listed: BTreeMap<String, u64>,
+    /// Entries of each valid seal, by chain, until that chain's verifier meets the seal. A
+    /// record written legitimately points to its seal, so its chain's verifier meets it; what
+    /// is left at the end was listed for a record that is gone or was replaced — or, on a live
+    /// store, appended after its chain was verified. Memory: about 100 bytes per entry left.
+    unseen: HashMap<(String, String), SealedEntries>,
 }
 
 impl SealCache {
-    /// What is wrong with the seal: [`Problem::UnknownKey`], [`Problem::SealBadSignature`].
-    fn check(&mut self, seal: &Seal, keys: &PublicKeySet) -> Option<Problem> {
+    /// The seal's cache key, and what is wrong with it: [`Problem::UnknownKey`],
+    /// [`Problem::SealBadSignature`].
+    fn check(&mut self, seal: &Seal, keys: &PublicKeySet) -> ((String, String), Option<Problem>) {
         let Ok(bytes) = seal.content.canonical_bytes() else {
-            return Some(Problem::SealBadSignature);
+            return (Default::default(), Some(Problem::SealBadSignature));
         };
-        let max_listed = &mut self.max_listed;
-        self.checked
-            .entry((sha256_hex(&bytes), seal.signature.clone()))
+        let key = (sha256_hex(&bytes), seal.signature.clone());
+        let unseen = &mut self.unseen;
+        let problem = self
+            .checked
+            .entry(key.clone())
             .or_insert_with(|| {
                 let kid = &seal.content.kid;
                 if keys.get(kid).is_none() {
@@ -264,18 +274,40 @@ impl SealCache {
                 if !check_seal_signature(seal, keys) {
                     return Some(Problem::SealBadSignature);
                 }
+                let mut entries = SealedEntries::new();
                 for e in &seal.content.records {
-                    let max = max_listed.entry(e.chain.clone()).or_default();
-                    *max = (*max).max(e.seq);
+                    let by_seq = entries.entry(e.chain.clone()).or_default();
+                    by_seq.entry(e.seq).or_default().push(e.hash.clone());
                 }
+                unseen.insert(key.clone(), entries);
                 None
             })
-            .clone()
+            .clone();
+        (key, problem)
     }
 
-    /// For each chain, the highest seq that a valid seal checked so far lists.
-    pub(crate) fn max_listed(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.max_listed.iter().map(|(c, &m)| (c.as_str(), m))
+    /// `chain`'s verifier has met the seal with this key.
+    fn seen(&mut self, key: &(String, String), chain: &str) {
+        if let Some(entries) = self.unseen.get_mut(key) {
+            entries.remove(chain);
+            if entries.is_empty() {
+                self.unseen.remove(key);
+            }
+        }
+    }
+
+    /// What valid seals list that no verifier of the chain concerned has met, by chain.
+    pub(crate) fn take_unseen(&mut self) -> SealedEntries {
+        let mut out = SealedEntries::new();
+        for (_, entries) in self.unseen.drain() {
+            for (chain, by_seq) in entries {
+                let mine = out.entry(chain).or_default();
+                for (seq, hashes) in by_seq {
+                    mine.entry(seq).or_default().extend(hashes);
+                }
+            }
+        }
+        out
     }
 
     /// Distinct seals checked.
@@ -347,9 +379,11 @@ impl<'k> ChainVerifier<'k> {
                 .peekable();
             let Some(first) = mine.peek() else { continue };
             let seq = first.seq;
-            if let Some(problem) = cache.check(seal, self.keys) {
+            let (key, problem) = cache.check(seal, self.keys);
+            if let Some(problem) = problem {
                 return self.fail(seq, None, problem);
             }
+            cache.seen(&key, &self.chain);
             for e in mine.filter(|e| e.seq >= self.expected) {
                 let hashes = self.sealed.entry(e.seq).or_default();
                 if !hashes.contains(&e.hash) {
@@ -580,7 +614,7 @@ fn verify_excerpt(
     let mut sealed: HashMap<u64, Vec<String>> = HashMap::new();
     let mut badly_sealed: HashMap<u64, Problem> = HashMap::new();
     for seal in seals {
-        let problem = cache.check(seal, keys);
+        let (_, problem) = cache.check(seal, keys);
         for e in seal.content.records.iter().filter(|e| e.chain == chain) {
             match &problem {
                 None => sealed.entry(e.seq).or_default().push(e.hash.clone()),

@@ -593,3 +593,214 @@ async fn verifying_a_live_ledger_reports_nothing_while_commits_span_chains() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(verifier.await.unwrap() >= 1);
 }
+
+/// A:1, A:2 and B:1 with one seal (id 100) listing A:2 and B:1, as one group commit would;
+/// `a < b` so that A is verified first.
+async fn cosealed() -> (
+    tempfile::TempDir,
+    PathBuf,
+    kairos_ledger::Ledger,
+    kairos_ledger::PublicKeySet,
+    String,
+    String,
+) {
+    use kairos_ledger::{SealContent, SealEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let key = Arc::new(kairos_ledger::LedgerKey::generate().unwrap());
+    let keys = kairos_ledger::PublicKeySet::new().with(key.verifying_key());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let l = kairos_ledger::Ledger::new(store, key.clone(), 4);
+    let a_txn = (0..)
+        .map(|i| format!("txn-A{i}"))
+        .find(|t| l.chain_for(Some(t), None) == "shard-0000")
+        .unwrap();
+    let b_txn = (0..)
+        .map(|i| format!("txn-B{i}"))
+        .find(|t| l.chain_for(Some(t), None) == "shard-0001")
+        .unwrap();
+    let a = append_tokens(&l, &a_txn, 2).await;
+    let b = append_tokens(&l, &b_txn, 1).await;
+    let a2 = crate::common::all_records(l.store().as_ref(), &a).await[1].clone();
+    let b1 = crate::common::all_records(l.store().as_ref(), &b).await[0].clone();
+    let content = SealContent {
+        v: kairos_ledger::SEAL_VERSION,
+        time: b1.content.time,
+        kid: key.kid().to_owned(),
+        records: [&a2, &b1]
+            .iter()
+            .map(|r| SealEntry {
+                chain: r.content.chain.clone(),
+                seq: r.content.seq,
+                hash: r.hash.clone(),
+            })
+            .collect(),
+    };
+    let bytes = content.canonical_bytes().unwrap();
+    let json = std::str::from_utf8(&bytes[kairos_ledger::SEAL_PREFIX.len()..]).unwrap();
+    let c = Connection::open(&path).unwrap();
+    c.execute(
+        "INSERT INTO seals (id, content, signature) VALUES (100, ?1, ?2)",
+        params![json, key.sign(&bytes).unwrap()],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE records SET seal_id = 100 WHERE (chain = ?1 AND seq = 2) OR (chain = ?2 AND seq = 1)",
+        params![a, b],
+    )
+    .unwrap();
+    assert!(l.verify_all(&keys).await.unwrap().is_ok());
+    (dir, path, l, keys, a, b)
+}
+
+/// Attacker deletes A's sealed tail; the server's next append to A conflicts, re-reads the
+/// head and legitimately re-fills A:2. Seal 100 (found through B) still lists A:2 with the
+/// deleted record's hash.
+#[tokio::test]
+async fn a_deleted_tail_refilled_by_the_server_is_caught_by_the_seal_listing_it() {
+    let (_dir, path, l, keys, a, _b) = cosealed().await;
+    let c = Connection::open(&path).unwrap();
+    c.execute(
+        "DELETE FROM records WHERE chain = ?1 AND seq = 2",
+        params![a],
+    )
+    .unwrap();
+    assert!(
+        !l.verify_all(&keys).await.unwrap().is_ok(),
+        "caught before re-fill"
+    );
+    let txn = (0..)
+        .map(|i| format!("txn-A{i}"))
+        .find(|t| l.chain_for(Some(t), None) == a)
+        .unwrap();
+    let refill = crate::common::token("refill", "c", "x", Some(&txn));
+    let r = l
+        .append(
+            refill,
+            kairos_ledger::RecordMeta::at(crate::common::T0 + 99),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.seq, 2);
+    assert_eq!(
+        first_failure(&l, &keys).await,
+        (a, 2, kairos_ledger::Problem::SealHashMismatch)
+    );
+}
+
+/// A store that lets the "attacker" act between A's verification and the tail check.
+#[derive(Debug)]
+struct Racy {
+    inner: SqliteStore,
+    path: PathBuf,
+    b: String,
+    row: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl Store for Racy {
+    async fn head(
+        &self,
+        c: &str,
+    ) -> Result<Option<kairos_ledger::ChainHead>, kairos_ledger::StoreError> {
+        self.inner.head(c).await
+    }
+    async fn append(&self, r: &kairos_ledger::Record) -> Result<(), kairos_ledger::StoreError> {
+        self.inner.append(r).await
+    }
+    async fn seals_for(
+        &self,
+        c: &str,
+        f: u64,
+        t: u64,
+    ) -> Result<Vec<kairos_ledger::Seal>, kairos_ledger::StoreError> {
+        if c == self.b
+            && let Some(json) = self.row.lock().unwrap().take()
+        {
+            // any decodable row claiming A:2 will do: garbage hash, no seal
+            Connection::open(&self.path).unwrap().execute(
+                "INSERT INTO records (chain, seq, record_id, kind, time_ms, kid, prev_hash, hash, \
+                 signature, content) VALUES ('shard-0000', 2, 'x', 'token', 0, 'k', 'p', 'junk', '', ?1)",
+                params![json],
+            ).unwrap();
+        }
+        self.inner.seals_for(c, f, t).await
+    }
+    async fn find_by_idempotency_key(
+        &self,
+        k: &str,
+    ) -> Result<Option<kairos_ledger::Record>, kairos_ledger::StoreError> {
+        self.inner.find_by_idempotency_key(k).await
+    }
+    async fn put_checkpoint(
+        &self,
+        cp: &kairos_ledger::Checkpoint,
+    ) -> Result<(), kairos_ledger::StoreError> {
+        self.inner.put_checkpoint(cp).await
+    }
+    async fn latest_checkpoints(
+        &self,
+    ) -> Result<Vec<kairos_ledger::Checkpoint>, kairos_ledger::StoreError> {
+        self.inner.latest_checkpoints().await
+    }
+    async fn checkpoints(
+        &self,
+        c: &str,
+    ) -> Result<Vec<kairos_ledger::Checkpoint>, kairos_ledger::StoreError> {
+        self.inner.checkpoints(c).await
+    }
+    async fn query(
+        &self,
+        q: &kairos_ledger::Query,
+        l: u32,
+        c: Option<&str>,
+    ) -> Result<kairos_ledger::Page, kairos_ledger::StoreError> {
+        self.inner.query(q, l, c).await
+    }
+    async fn scan_chain(
+        &self,
+        c: &str,
+        f: u64,
+        l: u32,
+    ) -> Result<Vec<kairos_ledger::Record>, kairos_ledger::StoreError> {
+        self.inner.scan_chain(c, f, l).await
+    }
+    async fn chains(&self) -> Result<Vec<String>, kairos_ledger::StoreError> {
+        self.inner.chains().await
+    }
+}
+
+/// Attacker deletes A:2; while `kairos audit verify` runs, after A was verified, inserts an
+/// unsealed junk row claiming A:2.
+#[tokio::test]
+async fn a_row_slipped_in_after_its_chain_was_verified_is_caught_by_the_seal_listing_it() {
+    let (_dir, path, l, keys, a, b) = cosealed().await;
+    let c = Connection::open(&path).unwrap();
+    let json: String = c
+        .query_row(
+            "SELECT content FROM records WHERE chain = ?1 AND seq = 2",
+            params![a],
+            |r| r.get(0),
+        )
+        .unwrap();
+    c.execute(
+        "DELETE FROM records WHERE chain = ?1 AND seq = 2",
+        params![a],
+    )
+    .unwrap();
+    drop(l);
+    let racy = Racy {
+        inner: SqliteStore::open(&path).unwrap(),
+        path: path.clone(),
+        b,
+        row: std::sync::Mutex::new(Some(json)),
+    };
+    let report = kairos_ledger::verify_store(&racy, &keys).await.unwrap();
+    let f = report
+        .first_failure()
+        .expect("A:2 deleted and replaced, not reported");
+    assert_eq!(
+        (&f.chain, f.seq, &f.problem),
+        (&a, 2, &kairos_ledger::Problem::SealHashMismatch)
+    );
+}
