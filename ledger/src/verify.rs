@@ -79,10 +79,9 @@ pub enum Problem {
     SealBadSignature,
     /// A seal lists another hash for this record (the record was altered).
     SealHashMismatch,
-    /// A valid seal lists a record at this seq or after it that is not in the chain (records
-    /// removed).
+    /// A valid seal lists a record at this seq that is not in the chain (removed).
     SealedRecordMissing {
-        /// The first missing seq.
+        /// The sealed seq.
         seq: u64,
     },
 }
