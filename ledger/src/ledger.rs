@@ -1,6 +1,6 @@
 //! The `Ledger` facade: builds, signs, chains and appends records; checkpoints; verifies.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ use crate::record::{
     RecordContent, SEALED_RECORD_VERSION, chain_for, record_idempotency_key, sha256_hex_parts,
 };
 use crate::store::{ChainHead, Page, Query, Store, StoreError};
-use crate::verify::{ChainVerifier, Problem, SealCache, VerifyFailure, VerifyReport, check_record};
+use crate::verify::{
+    ChainVerifier, Problem, SealCache, VerifyFailure, VerifyReport, check_record, seal_key,
+};
 
 /// Default number of transaction shards (chains).
 pub const DEFAULT_SHARDS: u32 = 16;
@@ -513,7 +515,8 @@ pub async fn verify_store_with(
                             .min(SCAN_PAGE);
                         if let Ok(before) = store.scan_chain(&chain, from, n).await {
                             let (lo, hi) = seal_range(&before, from, seq - 1);
-                            v.add_seals(&store.seals_for(&chain, lo, hi).await?, &mut seals);
+                            let found = store.seals_for(&chain, lo, hi).await?;
+                            v.add_seals(&found, &mut seals, (lo, hi));
                             v.push_page(&before);
                         }
                     }
@@ -526,7 +529,8 @@ pub async fn verify_store_with(
             // Continue after the highest *stored* position, which scan_chain orders by.
             let next = page_next(last, from, page.len());
             let (lo, hi) = seal_range(&page, from, next - 1);
-            v.add_seals(&store.seals_for(&chain, lo, hi).await?, &mut seals);
+            let found = store.seals_for(&chain, lo, hi).await?;
+            v.add_seals(&found, &mut seals, (lo, hi));
             v.push_page(&page);
             from = next;
             if page.len() < SCAN_PAGE as usize {
@@ -555,10 +559,26 @@ async fn check_unseen_seal_entries(
     failed: &std::collections::BTreeSet<String>,
     report: &mut VerifyReport,
 ) -> Result<(), LedgerError> {
-    for (chain, by_seq) in seals.take_unseen() {
-        if failed.contains(&chain) {
-            continue;
+    // chain -> seq -> hashes listed, from the pending seals, fetched again
+    let mut listed: BTreeMap<String, BTreeMap<u64, Vec<String>>> = BTreeMap::new();
+    for (key, pending) in seals.take_pending() {
+        let (via, lo, hi) = &pending.via;
+        for seal in store.seals_for(via, *lo, *hi).await? {
+            let Ok(bytes) = seal.content.canonical_bytes() else {
+                continue;
+            };
+            if seal_key(&bytes, &seal) != key {
+                continue;
+            }
+            for e in seal.content.records {
+                if pending.unmet.contains(&e.chain) && !failed.contains(&e.chain) {
+                    let by_seq = listed.entry(e.chain).or_default();
+                    by_seq.entry(e.seq).or_default().push(e.hash);
+                }
+            }
         }
+    }
+    for (chain, by_seq) in listed {
         for (seq, hashes) in by_seq {
             let found = match store.scan_chain(&chain, seq, 1).await {
                 Ok(page) => page.into_iter().next().filter(|r| r.content.seq == seq),

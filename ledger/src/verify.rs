@@ -237,34 +237,60 @@ pub fn check_seal_signature(seal: &Seal, keys: &PublicKeySet) -> bool {
         .is_some_and(|k| k.verify(&bytes, &seal.signature))
 }
 
-/// Entries of valid seals, by chain: seq -> hashes listed.
-pub(crate) type SealedEntries = BTreeMap<String, BTreeMap<u64, Vec<String>>>;
+/// A seal's identity in a [`SealCache`]: SHA-256 of its canonical bytes and its signature.
+pub(crate) type SealKey = [u8; 32];
+
+/// A valid seal that lists chains whose verifier has not met it yet.
+#[derive(Debug)]
+pub(crate) struct PendingSeal {
+    /// The chain and range of stored seqs it was found through: asking
+    /// [`Store::seals_for`](crate::Store::seals_for) the same again fetches it again, so its
+    /// entries need not be kept.
+    pub(crate) via: (String, u64, u64),
+    /// Chains it lists whose verifier has not met it.
+    pub(crate) unmet: Vec<String>,
+}
 
 /// Seal signatures already checked (a seal covers records of several chains, and is met once
-/// per chain), keyed by the hash of its canonical bytes and its signature; and what valid
-/// seals list that the verifier of the chain concerned has not met.
+/// per chain), and the valid seals that list a chain whose verifier has not met them.
+///
+/// A record written legitimately points to its seal, so its own chain's verifier meets it.
+/// A seal still pending at the end lists a record that is gone or was replaced — or, on a live
+/// store, was appended after its chain was verified. Memory: a few dozen bytes per pending seal;
+/// a seal holds many records.
 #[derive(Debug, Default)]
 pub(crate) struct SealCache {
-    checked: HashMap<(String, String), Option<Problem>>,
-    /// Entries of each valid seal, by chain, until that chain's verifier meets the seal. A
-    /// record written legitimately points to its seal, so its chain's verifier meets it; what
-    /// is left at the end was listed for a record that is gone or was replaced — or, on a live
-    /// store, appended after its chain was verified. Memory: about 100 bytes per entry left.
-    unseen: HashMap<(String, String), SealedEntries>,
+    checked: HashMap<SealKey, Option<Problem>>,
+    pending: HashMap<SealKey, PendingSeal>,
+}
+
+/// The [`SealKey`] of a seal whose canonical bytes are `bytes`.
+pub(crate) fn seal_key(bytes: &[u8], seal: &Seal) -> SealKey {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(bytes);
+    ctx.update(seal.signature.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
 }
 
 impl SealCache {
-    /// The seal's cache key, and what is wrong with it: [`Problem::UnknownKey`],
-    /// [`Problem::SealBadSignature`].
-    fn check(&mut self, seal: &Seal, keys: &PublicKeySet) -> ((String, String), Option<Problem>) {
+    /// The seal's key, and what is wrong with it: [`Problem::UnknownKey`],
+    /// [`Problem::SealBadSignature`]. `via` is the chain and range it was found through.
+    fn check(
+        &mut self,
+        seal: &Seal,
+        keys: &PublicKeySet,
+        via: (&str, u64, u64),
+    ) -> (SealKey, Option<Problem>) {
         let Ok(bytes) = seal.content.canonical_bytes() else {
-            return (Default::default(), Some(Problem::SealBadSignature));
+            return ([0; 32], Some(Problem::SealBadSignature));
         };
-        let key = (sha256_hex(&bytes), seal.signature.clone());
-        let unseen = &mut self.unseen;
+        let key = seal_key(&bytes, seal);
+        let pending = &mut self.pending;
         let problem = self
             .checked
-            .entry(key.clone())
+            .entry(key)
             .or_insert_with(|| {
                 let kid = &seal.content.kid;
                 if keys.get(kid).is_none() {
@@ -273,12 +299,19 @@ impl SealCache {
                 if !check_seal_signature(seal, keys) {
                     return Some(Problem::SealBadSignature);
                 }
-                let mut entries = SealedEntries::new();
+                let mut unmet: Vec<String> = Vec::new();
                 for e in &seal.content.records {
-                    let by_seq = entries.entry(e.chain.clone()).or_default();
-                    by_seq.entry(e.seq).or_default().push(e.hash.clone());
+                    if !unmet.contains(&e.chain) {
+                        unmet.push(e.chain.clone());
+                    }
                 }
-                unseen.insert(key.clone(), entries);
+                pending.insert(
+                    key,
+                    PendingSeal {
+                        via: (via.0.to_owned(), via.1, via.2),
+                        unmet,
+                    },
+                );
                 None
             })
             .clone();
@@ -286,26 +319,19 @@ impl SealCache {
     }
 
     /// `chain`'s verifier has met the seal with this key.
-    fn seen(&mut self, key: &(String, String), chain: &str) {
-        if let Some(entries) = self.unseen.get_mut(key) {
-            entries.remove(chain);
-            if entries.is_empty() {
-                self.unseen.remove(key);
+    fn seen(&mut self, key: &SealKey, chain: &str) {
+        if let Some(p) = self.pending.get_mut(key) {
+            p.unmet.retain(|c| c != chain);
+            if p.unmet.is_empty() {
+                self.pending.remove(key);
             }
         }
     }
 
-    /// What valid seals list that no verifier of the chain concerned has met, by chain.
-    pub(crate) fn take_unseen(&mut self) -> SealedEntries {
-        let mut out = SealedEntries::new();
-        for (_, entries) in self.unseen.drain() {
-            for (chain, by_seq) in entries {
-                let mine = out.entry(chain).or_default();
-                for (seq, hashes) in by_seq {
-                    mine.entry(seq).or_default().extend(hashes);
-                }
-            }
-        }
+    /// The valid seals listing chains whose verifier has not met them.
+    pub(crate) fn take_pending(&mut self) -> Vec<(SealKey, PendingSeal)> {
+        let mut out: Vec<_> = self.pending.drain().collect();
+        out.sort_by(|a, b| a.1.via.cmp(&b.1.via));
         out
     }
 
@@ -365,10 +391,10 @@ impl<'k> ChainVerifier<'k> {
         v
     }
 
-    /// Learn what `seals` say about this chain (call before pushing the records they cover).
-    /// Entries for positions already verified are ignored: a seal is met again when it also
-    /// covers records of a later page.
-    pub(crate) fn add_seals(&mut self, seals: &[Seal], cache: &mut SealCache) {
+    /// Learn what `seals` say about this chain (call before pushing the records they cover);
+    /// `range` is the range of stored seqs they were fetched for. Entries for positions already
+    /// verified are ignored: a seal is met again when it also covers records of a later page.
+    pub(crate) fn add_seals(&mut self, seals: &[Seal], cache: &mut SealCache, range: (u64, u64)) {
         for seal in seals {
             let mut mine = seal
                 .content
@@ -378,7 +404,8 @@ impl<'k> ChainVerifier<'k> {
                 .peekable();
             let Some(first) = mine.peek() else { continue };
             let seq = first.seq;
-            let (key, problem) = cache.check(seal, self.keys);
+            let via = (self.chain.as_str(), range.0, range.1);
+            let (key, problem) = cache.check(seal, self.keys, via);
             if let Some(problem) = problem {
                 return self.fail(seq, None, problem);
             }
@@ -564,7 +591,7 @@ pub fn verify_records(
         match completeness {
             Completeness::FullChains => {
                 let mut v = ChainVerifier::new(chain, keys, &chain_cps);
-                v.add_seals(seals, &mut cache);
+                v.add_seals(seals, &mut cache, (0, u64::MAX));
                 let mut last: Option<&Record> = None;
                 for r in recs {
                     if let Some(prev) = last
@@ -613,7 +640,7 @@ fn verify_excerpt(
     let mut sealed: HashMap<u64, Vec<String>> = HashMap::new();
     let mut badly_sealed: HashMap<u64, Problem> = HashMap::new();
     for seal in seals {
-        let (_, problem) = cache.check(seal, keys);
+        let (_, problem) = cache.check(seal, keys, (chain, 0, u64::MAX));
         for e in seal.content.records.iter().filter(|e| e.chain == chain) {
             match &problem {
                 None => sealed.entry(e.seq).or_default().push(e.hash.clone()),
