@@ -564,16 +564,35 @@ fn print_table(r: &BenchReport) {
         fmt_us(r.latency_us.mean)
     );
     match (r.server_cpu_seconds, r.server_cpu_per_request_us) {
-        (Some(s), Some(per)) => println!(
-            "  server CPU       {s:.2} s ({:.0}% of one core) = {} per request",
-            s / r.seconds * 100.0,
-            fmt_us(per)
-        ),
+        (Some(s), Some(per)) => {
+            println!(
+                "  server CPU       {s:.2} s ({:.0}% of one core) = {} per request",
+                s / r.seconds * 100.0,
+                fmt_us(per)
+            );
+            if let Some(note) = saturation_note(s / r.seconds, r.connections) {
+                println!("  note             {note}");
+            }
+        }
         _ => println!("  server CPU       n/a (pass --server-pid)"),
     }
     if let Some(per) = r.client_cpu_per_request_us {
         println!("  client CPU       {} per request", fmt_us(per));
     }
+}
+
+/// A reminder when the server's core was far from busy: CPU per request then also pays for
+/// going idle and waking up, and for per-commit costs shared by fewer requests (a durable
+/// ledger commits the requests in flight together), so it is not the cost of a request on a
+/// loaded server.
+fn saturation_note(cores_busy: f64, connections: usize) -> Option<String> {
+    (cores_busy < 0.85).then(|| {
+        format!(
+            "the server was {:.0}% busy: with more connections than {connections} it would be \
+             measured under load",
+            cores_busy * 100.0
+        )
+    })
 }
 
 #[cfg(test)]
@@ -597,6 +616,12 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
         assert_eq!(percentile(&[7000], 0.99), 7.0);
+    }
+
+    #[test]
+    fn an_idle_server_is_pointed_out() {
+        assert!(saturation_note(0.75, 4).is_some_and(|n| n.contains("75% busy")));
+        assert_eq!(saturation_note(0.91, 32), None);
     }
 
     #[test]
