@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS records (
     serial         TEXT,
     x5t            TEXT,
     jti            TEXT,
-    idem_key       TEXT UNIQUE,
+    idem_key       TEXT,
     kid            TEXT    NOT NULL,
     prev_hash      TEXT    NOT NULL,
     hash           TEXT    NOT NULL,
@@ -245,6 +245,21 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             .exists([])?;
         if !has_seal_id {
             conn.execute_batch("ALTER TABLE records ADD COLUMN seal_id INTEGER")?;
+        }
+        // Idempotency keys are unique. A version-1 file has a UNIQUE column for that, which
+        // also indexes every record without a key (most records); newer files index only the
+        // records that have one.
+        let idem_unique: bool = conn
+            .prepare(
+                "SELECT 1 FROM pragma_index_list('records') AS l, pragma_index_info(l.name) AS i \
+                 WHERE l.\"unique\" = 1 AND i.name = 'idem_key'",
+            )?
+            .exists([])?;
+        if !idem_unique {
+            conn.execute_batch(
+                "CREATE UNIQUE INDEX records_by_idem ON records (idem_key) \
+                 WHERE idem_key IS NOT NULL",
+            )?;
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
     })();

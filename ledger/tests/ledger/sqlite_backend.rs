@@ -804,3 +804,59 @@ async fn a_row_slipped_in_after_its_chain_was_verified_is_caught_by_the_seal_lis
         (&a, 2, &kairos_ledger::Problem::SealHashMismatch)
     );
 }
+
+/// The unique indexes of `records` that cover `idem_key`: (name, partial).
+fn idem_indexes(path: &std::path::Path) -> Vec<(String, bool)> {
+    let c = Connection::open(path).unwrap();
+    let mut s = c
+        .prepare(
+            "SELECT l.name, l.partial FROM pragma_index_list('records') AS l, \
+             pragma_index_info(l.name) AS i WHERE l.\"unique\" = 1 AND i.name = 'idem_key'",
+        )
+        .unwrap();
+    s.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? == 1)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test]
+async fn idempotency_keys_stay_unique_in_new_and_version_1_files() {
+    for old in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        if old {
+            // the `records` table as the first schema made it: a UNIQUE idem_key column
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(
+                    "CREATE TABLE records (chain TEXT NOT NULL, seq INTEGER NOT NULL, \
+                     record_id TEXT NOT NULL, kind TEXT NOT NULL, time_ms INTEGER NOT NULL, \
+                     request_id TEXT, transaction_id TEXT, client_id TEXT, serial TEXT, \
+                     x5t TEXT, jti TEXT, idem_key TEXT UNIQUE, kid TEXT NOT NULL, \
+                     prev_hash TEXT NOT NULL, hash TEXT NOT NULL, signature TEXT NOT NULL, \
+                     content TEXT NOT NULL, UNIQUE (chain, seq)); PRAGMA user_version = 1;",
+                )
+                .unwrap();
+        }
+        // opened twice: the migration is idempotent
+        for _ in 0..2 {
+            drop(SqliteStore::open(&path).unwrap());
+        }
+        let indexes = idem_indexes(&path);
+        // exactly one: the old column's, or (new files) one covering only records with a key
+        assert_eq!(indexes.len(), 1, "{indexes:?}");
+        assert_eq!(indexes[0].1, !old, "{indexes:?}");
+        let key = kairos_ledger::LedgerKey::generate().unwrap();
+        let keys = kairos_ledger::PublicKeySet::new().with(key.verifying_key());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+        let l = kairos_ledger::Ledger::new(store, key, 4);
+        let body = crate::common::token("j-idem", "c", "x", Some("txn-I"));
+        let at = || kairos_ledger::RecordMeta::at(crate::common::T0).request_id("req-1");
+        let first = l.append(body.clone(), at()).await.unwrap();
+        let again = l.append(body, at()).await.unwrap();
+        assert!(!first.duplicate && again.duplicate, "old file: {old}");
+        assert_eq!((again.chain, again.seq), (first.chain, first.seq));
+        assert!(l.verify_all(&keys).await.unwrap().is_ok());
+    }
+}
