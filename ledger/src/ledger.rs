@@ -537,7 +537,7 @@ pub async fn verify_store_with(
                 break;
             }
         }
-        if v.finish(&mut report).is_none() {
+        if !v.finish(&mut report) {
             failed.insert(chain);
         }
     }

@@ -510,8 +510,8 @@ impl<'k> ChainVerifier<'k> {
     }
 
     /// Finish: checkpoints or seals beyond the last record mean records were removed. Returns
-    /// the last seq verified in order, or `None` when the chain failed.
-    pub(crate) fn finish(mut self, report: &mut VerifyReport) -> Option<u64> {
+    /// whether the chain verified.
+    pub(crate) fn finish(mut self, report: &mut VerifyReport) -> bool {
         if self.failure.is_none()
             && let Some((&seq, _)) = self.checkpointed.iter().next()
         {
@@ -528,9 +528,9 @@ impl<'k> ChainVerifier<'k> {
         match self.failure {
             Some(f) => {
                 report.failures.push(f);
-                None
+                false
             }
-            None => Some(self.expected - 1),
+            None => true,
         }
     }
 }
@@ -605,7 +605,7 @@ pub fn verify_records(
                     v.push(r);
                     last = Some(r);
                 }
-                let _ = v.finish(&mut report);
+                v.finish(&mut report);
             }
             Completeness::Excerpt => {
                 verify_excerpt(
@@ -668,8 +668,10 @@ fn verify_excerpt(
                     Some(Problem::BrokenLink)
                 }
                 _ if c.seq == 1 && c.prev != GENESIS_PREV => Some(Problem::BrokenLink),
-                _ if badly_sealed.contains_key(&c.seq) => badly_sealed.get(&c.seq).cloned(),
-                _ => seal_problem(r, sealed.get(&c.seq).map(Vec::as_slice)),
+                _ => badly_sealed
+                    .get(&c.seq)
+                    .cloned()
+                    .or_else(|| seal_problem(r, sealed.get(&c.seq).map(Vec::as_slice))),
             }
         };
         if let Some(problem) = problem {

@@ -497,49 +497,10 @@ async fn two_processes_writing_one_file_both_keep_sealing() {
 
 #[tokio::test]
 async fn deleting_a_chains_newest_records_is_caught_by_a_seal_found_through_another_chain() {
-    use kairos_ledger::{Completeness, Problem, SealContent, SealEntry, verify_records};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger.sqlite");
-    let key = Arc::new(kairos_ledger::LedgerKey::generate().unwrap());
-    let keys = kairos_ledger::PublicKeySet::new().with(key.verifying_key());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
-    let l = kairos_ledger::Ledger::new(store, key.clone(), 4);
-    let a = append_tokens(&l, "txn-A", 2).await;
-    let other = (0..)
-        .map(|i| format!("txn-B{i}"))
-        .find(|t| l.chain_for(Some(t), None) != a)
-        .unwrap();
-    let b = append_tokens(&l, &other, 1).await;
-    let a2 = crate::common::all_records(l.store().as_ref(), &a).await[1].clone();
-    let b1 = crate::common::all_records(l.store().as_ref(), &b).await[0].clone();
-    // As if A:2 and B:1 had been committed together: one seal lists both.
-    let content = SealContent {
-        v: kairos_ledger::SEAL_VERSION,
-        time: b1.content.time,
-        kid: key.kid().to_owned(),
-        records: [&a2, &b1]
-            .iter()
-            .map(|r| SealEntry {
-                chain: r.content.chain.clone(),
-                seq: r.content.seq,
-                hash: r.hash.clone(),
-            })
-            .collect(),
-    };
-    let bytes = content.canonical_bytes().unwrap();
-    let json = std::str::from_utf8(&bytes[kairos_ledger::SEAL_PREFIX.len()..]).unwrap();
+    use kairos_ledger::{Completeness, Problem, verify_records};
+    // A:1, A:2 and B:1, with one seal listing A:2 and B:1
+    let (_dir, path, l, keys, a, b) = cosealed().await;
     let c = Connection::open(&path).unwrap();
-    c.execute(
-        "INSERT INTO seals (id, content, signature) VALUES (100, ?1, ?2)",
-        params![json, key.sign(&bytes).unwrap()],
-    )
-    .unwrap();
-    c.execute(
-        "UPDATE records SET seal_id = 100 WHERE (chain = ?1 AND seq = 2) OR (chain = ?2 AND seq = 1)",
-        params![a, b],
-    )
-    .unwrap();
-    assert!(l.verify_all(&keys).await.unwrap().is_ok());
     let seals = crate::common::all_seals(l.store().as_ref()).await;
     // The attacker deletes A's newest record: nothing of A points to the seal any more, B does.
     c.execute(

@@ -271,3 +271,16 @@ pub fn python_with_pyjwt() -> std::path::PathBuf {
     }
     py
 }
+
+/// Runs `script` with the venv's Python ([`python_with_pyjwt`]) and requires it to succeed and
+/// print `marker`; `what` names the check in the failure message.
+pub fn python_ok(script: &str, marker: &str, what: &str) {
+    let py = python_with_pyjwt();
+    let out = run(py.to_str().unwrap(), &["-c", script], None);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(marker),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
