@@ -1066,6 +1066,27 @@ mod tests {
 
     use super::{CommitQueue, GroupCommit};
 
+    /// The bundled SQLite is built with the options `.cargo/config.toml` sets
+    /// (`LIBSQLITE3_FLAGS`); a build without them still works, but costs more per commit.
+    #[test]
+    fn sqlite_built_with_the_configured_options() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("compile_options");
+        for wanted in [
+            "DEFAULT_MEMSTATUS=0",
+            "OMIT_SHARED_CACHE",
+            "LIKE_DOESNT_MATCH_BLOBS",
+        ] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "SQLite built without {wanted}: {options:?}"
+            );
+        }
+    }
+
     fn expecting(n: usize) -> GroupCommit {
         let mut g = GroupCommit::default();
         for _ in 0..10 {
