@@ -354,11 +354,16 @@ impl GroupCommit {
 /// group-commit delay; not by every operation. On a busy core each wake-up is a context
 /// switch: with four clients, a commit of four records used to cost about ten
 /// (kairos/BENCH.md, section F).
-struct CommitQueue<T> {
+///
+/// Public so that a benchmark harness can batch exactly as the embedded store's writer does
+/// (`kairos/examples/durable_floor_server.rs`).
+#[derive(Debug)]
+pub struct CommitQueue<T> {
     state: std::sync::Mutex<QueueState<T>>,
     wake: std::sync::Condvar,
 }
 
+#[derive(Debug)]
 struct QueueState<T> {
     ops: Vec<T>,
     /// When the oldest waiting operation arrived.
@@ -369,8 +374,15 @@ struct QueueState<T> {
     closed: bool,
 }
 
+impl<T> Default for CommitQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T> CommitQueue<T> {
-    fn new() -> Self {
+    /// An empty, open queue.
+    pub fn new() -> Self {
         Self {
             state: std::sync::Mutex::new(QueueState {
                 ops: Vec::new(),
@@ -383,7 +395,7 @@ impl<T> CommitQueue<T> {
     }
 
     /// Queue `op` for the writer; gives it back when the writer has stopped.
-    fn push(&self, op: T) -> Result<(), T> {
+    pub fn push(&self, op: T) -> Result<(), T> {
         let mut q = lock(&self.state);
         if q.closed {
             return Err(op);
@@ -401,16 +413,20 @@ impl<T> CommitQueue<T> {
     }
 
     /// Stop accepting operations; the writer commits what is queued and exits.
-    fn close(&self) {
+    pub fn close(&self) {
         lock(&self.state).closed = true;
         self.wake.notify_one();
     }
 
     /// Wait for the next group: at least the group's expected size, or what has come when the
-    /// oldest operation has waited `max_delay`; at most [`MAX_BATCH`] operations, oldest first.
+    /// oldest operation has waited `max_delay`; at most 1,024 operations, oldest first.
     /// Once closed, what is queued is returned without waiting. Returns the batch and whether a
     /// wait ran out; `None` once closed and drained.
-    fn next_batch(&self, group: &mut GroupCommit, max_delay: Duration) -> Option<(Vec<T>, bool)> {
+    pub fn next_batch(
+        &self,
+        group: &mut GroupCommit,
+        max_delay: Duration,
+    ) -> Option<(Vec<T>, bool)> {
         let mut q = lock(&self.state);
         let mut ran_out = false;
         loop {
