@@ -20,8 +20,12 @@ use crate::store::{
     AppendFuture, ChainHead, MAX_CURSOR_LEN, Page, Query, Store, StoreError, check_limit,
 };
 
-/// Most appends committed in one transaction.
-const MAX_BATCH: usize = 1024;
+/// Most operations one [`CommitQueue::next_batch`] returns (appends committed in one
+/// transaction).
+pub const MAX_BATCH: usize = 1024;
+
+/// Longest group-commit wait [`CommitQueue::next_batch`] honours; longer ones are cut to it.
+const MAX_GROUP_WAIT: Duration = Duration::from_secs(1);
 
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -356,7 +360,18 @@ impl GroupCommit {
 /// (kairos/BENCH.md, section F).
 ///
 /// Public so that a benchmark harness can batch exactly as the embedded store's writer does
-/// (`kairos/examples/durable_floor_server.rs`).
+/// (`kairos/examples/durable_floor_server.rs`). The contract:
+///
+/// - **one consumer**: a single thread calls [`next_batch`](Self::next_batch) in a loop; two
+///   consumers can leave operations queued with nobody woken for them;
+/// - `next_batch` **blocks** the calling thread (a `std` condition variable): never call it
+///   from an async task;
+/// - after each batch the consumer calls [`GroupCommit::observe`] with the batch's size and
+///   whether its wait ran out, or no group ever forms;
+/// - when the consumer stops, however it stops, it calls
+///   [`close_and_take`](Self::close_and_take) and fails what that returns (a drop guard does
+///   this for the embedded store), so that no producer waits forever; producers see
+///   [`push`](Self::push) give their operation back once the queue is closed.
 #[derive(Debug)]
 pub struct CommitQueue<T> {
     state: std::sync::Mutex<QueueState<T>>,
@@ -418,8 +433,18 @@ impl<T> CommitQueue<T> {
         self.wake.notify_one();
     }
 
+    /// Stop accepting operations and take what is queued, for the consumer to fail when it
+    /// cannot commit any more.
+    pub fn close_and_take(&self) -> Vec<T> {
+        let mut q = lock(&self.state);
+        q.closed = true;
+        q.first_at = None;
+        std::mem::take(&mut q.ops)
+    }
+
     /// Wait for the next group: at least the group's expected size, or what has come when the
-    /// oldest operation has waited `max_delay`; at most 1,024 operations, oldest first.
+    /// oldest operation has waited `max_delay` (at most one second); at most [`MAX_BATCH`]
+    /// operations, oldest first.
     /// Once closed, what is queued is returned without waiting. Returns the batch and whether a
     /// wait ran out; `None` once closed and drained.
     pub fn next_batch(
@@ -427,6 +452,7 @@ impl<T> CommitQueue<T> {
         group: &mut GroupCommit,
         max_delay: Duration,
     ) -> Option<(Vec<T>, bool)> {
+        let max_delay = max_delay.min(MAX_GROUP_WAIT);
         let mut q = lock(&self.state);
         let mut ran_out = false;
         loop {
@@ -491,12 +517,7 @@ struct WriterExit<'a>(&'a CommitQueue<Op>);
 
 impl Drop for WriterExit<'_> {
     fn drop(&mut self) {
-        let left = {
-            let mut q = lock(&self.0.state);
-            q.closed = true;
-            std::mem::take(&mut q.ops)
-        };
-        for op in left {
+        for op in self.0.close_and_take() {
             let _ = reply_of(op).send(Err(writer_stopped()));
         }
     }
@@ -1101,6 +1122,35 @@ mod tests {
                 "SQLite built without {wanted}: {options:?}"
             );
         }
+    }
+
+    /// A huge delay is cut to one second instead of overflowing `Instant` (a panic with the
+    /// queue's lock held).
+    #[test]
+    fn next_batch_cuts_a_huge_delay() {
+        let q = CommitQueue::new();
+        let mut g = expecting(4);
+        assert!(q.push(1).is_ok());
+        let started = Instant::now();
+        let (batch, ran_out) = q.next_batch(&mut g, Duration::MAX).expect("open queue");
+        assert_eq!(batch, vec![1]);
+        assert!(ran_out);
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    /// `close_and_take` hands back what is queued, and the queue refuses and returns nothing
+    /// after it.
+    #[test]
+    fn close_and_take_drains_and_refuses() {
+        let q = CommitQueue::new();
+        assert!(q.push(1).is_ok());
+        assert!(q.push(2).is_ok());
+        assert_eq!(q.close_and_take(), vec![1, 2]);
+        assert_eq!(q.push(3), Err(3));
+        assert!(
+            q.next_batch(&mut GroupCommit::default(), Duration::ZERO)
+                .is_none()
+        );
     }
 
     fn expecting(n: usize) -> GroupCommit {
