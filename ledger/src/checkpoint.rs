@@ -29,10 +29,7 @@ pub struct CheckpointContent {
 impl CheckpointContent {
     /// [`CHECKPOINT_PREFIX`] followed by the compact JSON of this struct.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(CHECKPOINT_PREFIX);
-        serde_json::to_writer(&mut out, self)?;
-        Ok(out)
+        crate::record::prefixed_json(CHECKPOINT_PREFIX, self, 256)
     }
 }
 

@@ -231,10 +231,7 @@ pub struct RecordContent {
 impl RecordContent {
     /// The canonical bytes: [`RECORD_PREFIX`] followed by the compact JSON of this struct.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut out = Vec::with_capacity(512);
-        out.extend_from_slice(RECORD_PREFIX);
-        serde_json::to_writer(&mut out, self)?;
-        Ok(out)
+        prefixed_json(RECORD_PREFIX, self, 512)
     }
 
     /// The compact JSON of this struct (the canonical bytes without the prefix), as stored.
@@ -308,6 +305,19 @@ pub fn idempotency_key(kind: &str, transaction_id: Option<&str>, request_id: &st
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, bytes).as_ref())
+}
+
+/// `prefix` followed by the compact JSON of `value`: the canonical bytes of a record,
+/// checkpoint or seal (whose field order is their canonical member order).
+pub(crate) fn prefixed_json<T: Serialize>(
+    prefix: &[u8],
+    value: &T,
+    capacity: usize,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(prefix);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
 }
 
 /// Lowercase hex SHA-256 of the concatenation of `parts`.

@@ -45,10 +45,7 @@ pub struct SealContent {
 impl SealContent {
     /// [`SEAL_PREFIX`] followed by the compact JSON of this struct.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut out = Vec::with_capacity(64 + self.records.len() * 112);
-        out.extend_from_slice(SEAL_PREFIX);
-        serde_json::to_writer(&mut out, self)?;
-        Ok(out)
+        crate::record::prefixed_json(SEAL_PREFIX, self, 64 + self.records.len() * 112)
     }
 }
 

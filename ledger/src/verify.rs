@@ -213,28 +213,40 @@ pub fn check_record(record: &Record, keys: &PublicKeySet) -> Option<Problem> {
     None
 }
 
+/// Whether a signed statement (checkpoint, seal) of a `supported` version, with these
+/// canonical `bytes`, carries a `signature` that the key `kid` in `keys` verifies.
+fn statement_verifies(
+    supported: bool,
+    bytes: Result<Vec<u8>, serde_json::Error>,
+    kid: &str,
+    signature: &str,
+    keys: &PublicKeySet,
+) -> bool {
+    supported && bytes.is_ok_and(|b| keys.get(kid).is_some_and(|k| k.verify(&b, signature)))
+}
+
 /// Check a checkpoint's signature.
 pub fn check_checkpoint_signature(cp: &Checkpoint, keys: &PublicKeySet) -> bool {
-    if cp.content.v != CHECKPOINT_VERSION {
-        return false;
-    }
-    let Ok(bytes) = cp.content.canonical_bytes() else {
-        return false;
-    };
-    keys.get(&cp.content.kid)
-        .is_some_and(|k| k.verify(&bytes, &cp.signature))
+    let c = &cp.content;
+    statement_verifies(
+        c.v == CHECKPOINT_VERSION,
+        c.canonical_bytes(),
+        &c.kid,
+        &cp.signature,
+        keys,
+    )
 }
 
 /// Check a seal's signature.
 pub fn check_seal_signature(seal: &Seal, keys: &PublicKeySet) -> bool {
-    if seal.content.v != SEAL_VERSION {
-        return false;
-    }
-    let Ok(bytes) = seal.content.canonical_bytes() else {
-        return false;
-    };
-    keys.get(&seal.content.kid)
-        .is_some_and(|k| k.verify(&bytes, &seal.signature))
+    let c = &seal.content;
+    statement_verifies(
+        c.v == SEAL_VERSION,
+        c.canonical_bytes(),
+        &c.kid,
+        &seal.signature,
+        keys,
+    )
 }
 
 /// A seal's identity in a [`SealCache`]: SHA-256 of its canonical bytes and its signature.
@@ -292,11 +304,12 @@ impl SealCache {
             .checked
             .entry(key)
             .or_insert_with(|| {
+                // the canonical bytes are at hand: verify them, not a second encoding
                 let kid = &seal.content.kid;
-                if keys.get(kid).is_none() {
+                let Some(k) = keys.get(kid) else {
                     return Some(Problem::UnknownKey { kid: kid.clone() });
-                }
-                if !check_seal_signature(seal, keys) {
+                };
+                if seal.content.v != SEAL_VERSION || !k.verify(&bytes, &seal.signature) {
                     return Some(Problem::SealBadSignature);
                 }
                 let mut unmet: Vec<String> = Vec::new();
