@@ -8,7 +8,10 @@
 # `token-path` (kairos/examples/token_path_server.rs: the same server with an in-memory audit
 # log, a measuring harness only), `durable-floor` (kairos/examples/durable_floor_server.rs: the
 # same server and ledger over the cheapest durable, sealed store we could build, a measuring
-# harness only) or `peer` (any RFC 8705 server started by $PEER_CMD, reached
+# harness only), `bare-durable` and `bare-durable-inline` (kairos/examples/bare_durable_server.rs:
+# the token path plus one content-free 4 KiB durable write per group of tokens, batched by a writer
+# thread or inline on the worker; a lower bound, not a ledger) or `peer` (any RFC 8705 server
+# started by $PEER_CMD, reached
 # in $PEER_DIR, reached at $PEER_URL with $PEER_CERT/$PEER_KEY/$PEER_CACERT, client $PEER_CLIENT,
 # scope $PEER_SCOPE; $PEER_CMD must exec the server itself, so that its pid is the one measured).
 # Default: serve token-path.
@@ -33,10 +36,11 @@ command -v taskset >/dev/null || { echo "token-bench: needs taskset (util-linux)
 [ "$(nproc)" -ge 2 ] || { echo "token-bench: needs two cores" >&2; exit 2; }
 
 CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --locked -p kairos --bin kairos \
-    --example token_path_server --example durable_floor_server >&2
+    --example token_path_server --example durable_floor_server --example bare_durable_server >&2
 bin=$TARGET_DIR/release/kairos
 harness=$TARGET_DIR/release/examples/token_path_server
 floor=$TARGET_DIR/release/examples/durable_floor_server
+bare=$TARGET_DIR/release/examples/bare_durable_server
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -47,17 +51,10 @@ start_server() { # name data_dir -> sets PID and URL, client args in CLIENT
             taskset -c 0 "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT --workers 1 \
                 >"$work/server.log" 2>&1 &
             PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
-        token-path)
-            # the data directory (CA, keys) is created by a first `kairos serve` start
-            "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
-            wait_port $PORT; kill $! && wait $! 2>/dev/null || true
-            taskset -c 0 "$harness" "$data" 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
-            PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
-        durable-floor)
-            "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
-            wait_port $PORT; kill $! && wait $! 2>/dev/null || true
-            taskset -c 0 "$floor" "$data" 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
-            PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
+        token-path) start_harness "$data" "$harness" ;;
+        durable-floor) start_harness "$data" "$floor" ;;
+        bare-durable) start_harness "$data" "$bare" thread ;;
+        bare-durable-inline) start_harness "$data" "$bare" inline ;;
         peer)
             : "${PEER_CMD:?set PEER_CMD, PEER_URL, PEER_CERT, PEER_KEY, PEER_CACERT}"
             taskset -c 0 bash -c "cd '${PEER_DIR:-.}' && exec $PEER_CMD" >"$work/server.log" 2>&1 &
@@ -70,6 +67,14 @@ start_server() { # name data_dir -> sets PID and URL, client args in CLIENT
     wait_port "${URL##*:}"
 }
 
+start_harness() { # data_dir binary [arg] -> sets PID, URL, CLIENT
+    # the data directory (CA, keys) is created by a first `kairos serve` start
+    "$bin" serve --data-dir "$1" --listen 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
+    wait_port $PORT; kill $! && wait $! 2>/dev/null || true
+    taskset -c 0 "$2" "$1" 127.0.0.1:$PORT "${@:3}" >"$work/server.log" 2>&1 &
+    PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$1")
+}
+
 wait_port() { # port
     for _ in $(seq 100); do
         (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
@@ -78,7 +83,7 @@ wait_port() { # port
     echo "token-bench: server did not listen; log:" >&2; cat "$work/server.log" >&2; exit 1
 }
 
-printf '%-13s %-9s %5s %9s %9s %9s %12s\n' server mode conns req/s p50_ms p99_ms cpu_us/token
+printf '%-19s %-9s %5s %9s %9s %9s %12s\n' server mode conns req/s p50_ms p99_ms cpu_us/token
 for mode in $MODES; do
     for conns in $CONNECTIONS; do
         for run in $(seq "$RUNS"); do
@@ -94,7 +99,7 @@ d = json.loads(sys.argv[2])
 with open(sys.argv[4], "a") as out:  # one compact JSON object per line
     out.write(json.dumps({"server": sys.argv[1], "run": int(sys.argv[3]), "result": d}) + "\n")
 l = d["latency_us"]
-print(f'{sys.argv[1]:<13} {d["mode"]:<9} {d["connections"]:>5} {d["req_per_sec"]:>9.0f} '
+print(f'{sys.argv[1]:<19} {d["mode"]:<9} {d["connections"]:>5} {d["req_per_sec"]:>9.0f} '
       f'{l["p50"]/1000:>9.2f} {l["p99"]/1000:>9.2f} {d["server_cpu_per_request_us"]:>12.1f}'
       + ('' if d["errors"] == 0 else f'  errors={d["errors"]}'))
 EOF
