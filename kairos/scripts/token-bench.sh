@@ -11,9 +11,9 @@
 # harness only), `bare-durable` and `bare-durable-inline` (kairos/examples/bare_durable_server.rs:
 # the token path plus one content-free 4 KiB durable write per group of tokens, batched by a writer
 # thread or inline on the worker; a lower bound, not a ledger) or `peer` (any RFC 8705 server
-# started by $PEER_CMD, reached
-# in $PEER_DIR, reached at $PEER_URL with $PEER_CERT/$PEER_KEY/$PEER_CACERT, client $PEER_CLIENT,
-# scope $PEER_SCOPE; $PEER_CMD must exec the server itself, so that its pid is the one measured).
+# started by $PEER_CMD in $PEER_DIR, reached at $PEER_URL with $PEER_CERT/$PEER_KEY/$PEER_CACERT,
+# client $PEER_CLIENT, scope $PEER_SCOPE; $PEER_CMD must exec the server itself, so that its pid
+# is the one measured).
 # Default: serve token-path.
 #
 # Environment: MODES (default "keepalive handshake"), CONNECTIONS (default "4 32"), RUNS
