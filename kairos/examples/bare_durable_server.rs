@@ -36,10 +36,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
+#[path = "support/direct_log.rs"]
+mod direct_log;
+
+#[cfg(target_os = "linux")]
 mod bare {
     use std::fs::File;
-    use std::io::Write as _;
-    use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::FileExt as _;
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -48,10 +51,8 @@ mod bare {
     use kairos_ledger::{CommitQueue, GroupCommit, MAX_COMMIT_DELAY};
     use tokio::sync::{Notify, oneshot};
 
-    /// Direct I/O wants block-aligned buffers, offsets and lengths.
-    const BLOCK: usize = 4096;
-    /// Size of the preallocated file; writes wrap around at its end.
-    const LOG_BYTES: u64 = 64 << 20;
+    use super::direct_log::{self, BLOCK, LOG_BYTES};
+
     /// Tokens waiting for a group's write are told whether it succeeded.
     type Reply = oneshot::Sender<bool>;
 
@@ -66,28 +67,7 @@ mod bare {
 
     impl Log {
         fn open(path: &Path) -> anyhow::Result<Self> {
-            // preallocated with real zeros and direct I/O, so that no later write changes the
-            // file's metadata or meets a cached page
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(path)?;
-            let mut raw = vec![0u8; (1 << 20) + BLOCK];
-            let start = raw.as_ptr().align_offset(BLOCK);
-            let zeros = raw
-                .get_mut(start..start + (1 << 20))
-                .ok_or_else(|| anyhow::anyhow!("no aligned buffer"))?;
-            for _ in 0..(LOG_BYTES >> 20) {
-                f.write_all(zeros)?;
-            }
-            f.sync_all()?;
-            drop(f);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-                .open(path)?;
+            let file = direct_log::preallocate(path)?;
             Ok(Self {
                 file,
                 offset: 0,

@@ -34,10 +34,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
+#[path = "support/direct_log.rs"]
+mod direct_log;
+
+#[cfg(target_os = "linux")]
 mod floor {
     use std::fs::File;
-    use std::io::Write as _;
-    use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::FileExt as _;
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, OnceLock};
 
@@ -49,10 +52,7 @@ mod floor {
     };
     use tokio::sync::oneshot;
 
-    /// Size of the preallocated log; commits wrap around at its end.
-    const LOG_BYTES: u64 = 64 << 20;
-    /// Direct I/O wants block-aligned buffers, offsets and lengths.
-    const BLOCK: usize = 4096;
+    use super::direct_log::{self, BLOCK, LOG_BYTES};
 
     type Reply = oneshot::Sender<Result<(), StoreError>>;
 
@@ -81,29 +81,7 @@ mod floor {
 
     impl FloorStore {
         fn open(path: &Path) -> anyhow::Result<Self> {
-            // preallocate with real zeros, so that no write later changes the file's metadata;
-            // with direct I/O too, so that no page of it sits in the cache (direct writes over
-            // cached pages would also pay for invalidating them, which a real log never does)
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(path)?;
-            let mut raw = vec![0u8; (1 << 20) + BLOCK];
-            let start = raw.as_ptr().align_offset(BLOCK);
-            let zeros = raw
-                .get_mut(start..start + (1 << 20))
-                .ok_or_else(|| anyhow::anyhow!("no aligned buffer"))?;
-            for _ in 0..(LOG_BYTES >> 20) {
-                f.write_all(zeros)?;
-            }
-            f.sync_all()?;
-            drop(f);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-                .open(path)?;
+            let file = direct_log::preallocate(path)?;
             let queue = Arc::new(CommitQueue::new());
             let sealer: Arc<OnceLock<Arc<LedgerKey>>> = Arc::new(OnceLock::new());
             let (q, s) = (queue.clone(), sealer.clone());
