@@ -40,10 +40,14 @@ fn main() -> anyhow::Result<()> {
 mod direct_log;
 
 #[cfg(target_os = "linux")]
+#[path = "support/harness.rs"]
+mod harness;
+
+#[cfg(target_os = "linux")]
 mod bare {
     use std::fs::File;
     use std::os::unix::fs::FileExt as _;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
     use async_trait::async_trait;
@@ -52,6 +56,7 @@ mod bare {
     use tokio::sync::{Notify, oneshot};
 
     use super::direct_log::{self, BLOCK, LOG_BYTES};
+    use super::harness;
 
     /// Tokens waiting for a group's write are told whether it succeeded.
     type Reply = oneshot::Sender<bool>;
@@ -234,14 +239,8 @@ mod bare {
     }
 
     pub fn main() -> anyhow::Result<()> {
-        let mut args = std::env::args().skip(1);
-        let (Some(data_dir), Some(listen)) = (args.next(), args.next()) else {
-            anyhow::bail!("usage: bare_durable_server DATA_DIR LISTEN_ADDR [thread|inline]");
-        };
-        let data_dir = PathBuf::from(data_dir);
-        let cfg = kairos::config::RawConfig::default()
-            .validate(Some(listen.parse()?))
-            .map_err(|e| anyhow::anyhow!("{}", e.0))?;
+        let (data_dir, cfg, mut args) =
+            harness::args("bare_durable_server DATA_DIR LISTEN_ADDR [thread|inline]")?;
         let log = Log::open(&data_dir.join("bare-durable.log"))?;
         let audit = match args.next().as_deref() {
             None | Some("thread") => {
@@ -263,19 +262,11 @@ mod bare {
             }),
             Some(other) => anyhow::bail!("unknown batching {other:?}: thread or inline"),
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let running = kairos::serve::start(&cfg, &data_dir, Arc::new(audit), vec![]).await?;
-            println!(
-                "bare durable (one 4 KiB O_DSYNC write per group, NOT a ledger): {}",
-                running.state.settings().issuer
-            );
-            tokio::signal::ctrl_c().await?;
-            running.stop().await;
-            Ok(())
-        })
+        harness::serve(
+            &cfg,
+            &data_dir,
+            Arc::new(audit),
+            "bare durable (one 4 KiB O_DSYNC write per group, NOT a ledger)",
+        )
     }
 }

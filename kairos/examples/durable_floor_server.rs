@@ -38,10 +38,14 @@ fn main() -> anyhow::Result<()> {
 mod direct_log;
 
 #[cfg(target_os = "linux")]
+#[path = "support/harness.rs"]
+mod harness;
+
+#[cfg(target_os = "linux")]
 mod floor {
     use std::fs::File;
     use std::os::unix::fs::FileExt as _;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::sync::{Arc, OnceLock};
 
     use async_trait::async_trait;
@@ -53,6 +57,7 @@ mod floor {
     use tokio::sync::oneshot;
 
     use super::direct_log::{self, BLOCK, LOG_BYTES};
+    use super::harness;
 
     type Reply = oneshot::Sender<Result<(), StoreError>>;
 
@@ -255,33 +260,17 @@ mod floor {
     }
 
     pub fn main() -> anyhow::Result<()> {
-        let mut args = std::env::args().skip(1);
-        let (Some(data_dir), Some(listen)) = (args.next(), args.next()) else {
-            anyhow::bail!("usage: durable_floor_server DATA_DIR LISTEN_ADDR");
-        };
-        let data_dir = PathBuf::from(data_dir);
-        let cfg = kairos::config::RawConfig::default()
-            .validate(Some(listen.parse()?))
-            .map_err(|e| anyhow::anyhow!("{}", e.0))?;
+        let (data_dir, cfg, _) = harness::args("durable_floor_server DATA_DIR LISTEN_ADDR")?;
         let key = kairos::ledger_audit::load_or_create_key(&data_dir)?;
         let store: Arc<dyn Store> =
             Arc::new(FloorStore::open(&data_dir.join("durable-floor.log"))?);
         let ledger = Arc::new(Ledger::new(store, key, kairos_ledger::DEFAULT_SHARDS));
         anyhow::ensure!(ledger.is_sealed(), "the floor store must seal its commits");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let audit = Arc::new(kairos::ledger_audit::LedgerAudit::new(ledger));
-            let running = kairos::serve::start(&cfg, &data_dir, audit, vec![]).await?;
-            println!(
-                "durable floor (sealed O_DIRECT log, NOT a ledger): {}",
-                running.state.settings().issuer
-            );
-            tokio::signal::ctrl_c().await?;
-            running.stop().await;
-            Ok(())
-        })
+        harness::serve(
+            &cfg,
+            &data_dir,
+            Arc::new(kairos::ledger_audit::LedgerAudit::new(ledger)),
+            "durable floor (sealed O_DIRECT log, NOT a ledger)",
+        )
     }
 }

@@ -11,30 +11,17 @@
 //!     --target https://127.0.0.1:18444 --mode keepalive --connections 4 --server-pid PID
 //! ```
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
+#[path = "support/harness.rs"]
+mod harness;
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(data_dir), Some(listen)) = (args.next(), args.next()) else {
-        anyhow::bail!("usage: token_path_server DATA_DIR LISTEN_ADDR");
-    };
-    let cfg = kairos::config::RawConfig::default()
-        .validate(Some(listen.parse()?))
-        .map_err(|e| anyhow::anyhow!("{}", e.0))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let audit = Arc::new(kairos_authz::MemoryAuditLog::default());
-        let running = kairos::serve::start(&cfg, &PathBuf::from(data_dir), audit, vec![]).await?;
-        println!(
-            "token path (in-memory audit, NOT durable): {}",
-            running.state.settings().issuer
-        );
-        tokio::signal::ctrl_c().await?;
-        running.stop().await;
-        Ok(())
-    })
+    let (data_dir, cfg, _) = harness::args("token_path_server DATA_DIR LISTEN_ADDR")?;
+    harness::serve(
+        &cfg,
+        &data_dir,
+        Arc::new(kairos_authz::MemoryAuditLog::default()),
+        "token path (in-memory audit, NOT durable)",
+    )
 }
