@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kairos_authz::{AuditError, AuditEvent, AuditLog, AuditMeta};
-use kairos_ledger::{Ledger, LedgerKey, RecordBody, RecordMeta, SqliteStore, Store};
+use kairos_ledger::{CommitMode, Ledger, LedgerKey, RecordBody, RecordMeta, SqliteStore, Store};
 
 /// Records every event in the ledger before the handler may answer.
 #[derive(Debug, Clone)]
@@ -131,11 +131,24 @@ impl AuditLog for LedgerAudit {
 }
 
 /// Opens the embedded ledger of a data directory (`ledger.sqlite`, key `ledger.key`),
-/// creating both when absent.
+/// creating both when absent; appends commit inline ([`CommitMode::Inline`]).
 pub fn open_embedded(data_dir: &Path, shards: u32) -> anyhow::Result<Arc<Ledger>> {
+    open_embedded_with(data_dir, shards, CommitMode::Inline)
+}
+
+/// [`open_embedded`] committing as `commit` says.
+pub fn open_embedded_with(
+    data_dir: &Path,
+    shards: u32,
+    commit: CommitMode,
+) -> anyhow::Result<Arc<Ledger>> {
     std::fs::create_dir_all(data_dir)?;
     let key = load_or_create_key(data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("ledger.sqlite"))?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with(
+        &data_dir.join("ledger.sqlite"),
+        commit,
+        kairos_ledger::MAX_COMMIT_DELAY,
+    )?);
     Ok(Arc::new(Ledger::new(store, key, shards)))
 }
 

@@ -55,6 +55,11 @@ enum Cmd {
         /// Seconds between signed checkpoints of the chain heads.
         #[arg(long, default_value_t = 60)]
         checkpoint_seconds: u64,
+        /// Who commits the embedded ledger: `inline` (the requests themselves, one leading each
+        /// group; the default) or `writer-thread` (a thread of its own, so that no request
+        /// task ever blocks on the disk).
+        #[arg(long, default_value = "inline", value_parser = ["inline", "writer-thread"])]
+        ledger_commit: String,
     },
     /// The auditor's view of the ledger.
     Audit {
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
             region,
             ledger_shards,
             checkpoint_seconds,
+            ledger_commit,
             ..
         } => {
             let ledger_args = LedgerArgs {
@@ -183,6 +189,11 @@ fn main() -> ExitCode {
                 },
                 shards: ledger_shards,
                 checkpoint_seconds,
+                commit: if ledger_commit == "writer-thread" {
+                    kairos_ledger::CommitMode::WriterThread
+                } else {
+                    kairos_ledger::CommitMode::Inline
+                },
             };
             let cfg = match load_config(config, listen) {
                 Ok(c) => c,
@@ -285,6 +296,7 @@ struct LedgerArgs {
     store: kairos::audit_cli::StoreArgs,
     shards: u32,
     checkpoint_seconds: u64,
+    commit: kairos_ledger::CommitMode,
 }
 
 async fn serve(
@@ -293,7 +305,11 @@ async fn serve(
     ledger_args: LedgerArgs,
 ) -> anyhow::Result<()> {
     let ledger = match ledger_args.store.store.as_str() {
-        "embedded" => kairos::ledger_audit::open_embedded(&data_dir, ledger_args.shards)?,
+        "embedded" => kairos::ledger_audit::open_embedded_with(
+            &data_dir,
+            ledger_args.shards,
+            ledger_args.commit,
+        )?,
         "dynamodb" => {
             let table = ledger_args
                 .store

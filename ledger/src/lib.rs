@@ -37,7 +37,10 @@ pub use record::{
     normalize_serial, record_idempotency_key, revocation_key, sha256_hex,
 };
 pub use seal::{SEAL_PREFIX, SEAL_VERSION, Seal, SealContent, SealEntry};
-pub use sqlite::{CommitQueue, GroupCommit, MAX_BATCH, MAX_COMMIT_DELAY, SqliteStore};
+pub use sqlite::{
+    CommitMode, CommitQueue, GroupCommit, MAX_BATCH, MAX_COMMIT_DELAY, MAX_GATHER_YIELDS,
+    SqliteStore,
+};
 pub use store::{AppendFuture, ChainHead, MAX_PAGE_SIZE, Page, Query, Store, StoreError};
 pub use verify::{
     Completeness, Problem, VerifyFailure, VerifyReport, check_checkpoint_signature, check_record,

@@ -1,5 +1,5 @@
-//! Embedded store: one SQLite file (WAL, `synchronous=FULL`), group commit on a writer thread,
-//! one seal (signature) per commit.
+//! Embedded store: one SQLite file (WAL, `synchronous=FULL`), group commit led by the appending
+//! tasks or on a writer thread ([`CommitMode`]), one seal (signature) per commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -103,7 +103,8 @@ enum Op {
     ),
 }
 
-/// The embedded SQLite store. Cheap to clone; all clones share one writer thread.
+/// The embedded SQLite store. Cheap to clone; all clones share one write connection and one
+/// group-commit engine ([`CommitMode`]).
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -111,15 +112,170 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    queue: Arc<CommitQueue<Op>>,
-    /// The key the writer seals commits with, once [`Store::enable_sealing`] gave one.
+    engine: Engine,
+    /// The key commits are sealed with, once [`Store::enable_sealing`] gave one.
     sealer: Arc<OnceLock<Arc<LedgerKey>>>,
     readers: std::sync::Mutex<Vec<Connection>>,
 }
 
+/// Who commits (see [`CommitMode`]).
+enum Engine {
+    Thread(Arc<CommitQueue<Op>>),
+    Inline(Arc<InlineCommitter>),
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.queue.close();
+        if let Engine::Thread(queue) = &self.engine {
+            queue.close();
+        }
+    }
+}
+
+/// Who commits the embedded store's appends. Either way appends are grouped as
+/// [`GroupCommit`] expects, each group is one transaction with one seal and one fsync, and no
+/// append is acknowledged before its group is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// The appending tasks themselves, no thread of the store's own (the default). The first
+    /// append of a group to be awaited leads it: it waits, without blocking, for the group
+    /// [`GroupCommit`] expects (at most the commit delay), yields to the runtime until a yield
+    /// brings no more appends (at most [`MAX_GATHER_YIELDS`] times), then commits the group on
+    /// its own thread, **blocking that thread** for the transaction and its fsync (about
+    /// 0.2 ms on a local SSD), and for SQLite's WAL checkpoints when one falls due. The others
+    /// wait for it. If the leader is cancelled before it commits, the lead passes to another
+    /// waiting append; appends whose callers all stopped waiting are committed with the next
+    /// group, or when the store is dropped.
+    ///
+    /// This is the cheaper mode when many requests are in flight on few cores: while the
+    /// leader's thread waits for the disk, the requests behind it gather into the next group
+    /// instead of being committed a few at a time (kairos/BENCH.md, section K). It needs a
+    /// Tokio runtime with its time driver enabled, and suits a server whose tasks can bear
+    /// that pause; a runtime whose threads must never block should use `WriterThread`.
+    #[default]
+    Inline,
+    /// A dedicated writer thread takes groups from a [`CommitQueue`]; appending tasks never
+    /// block, and every group costs a hand-off between threads.
+    WriterThread,
+}
+
+/// Most times an inline leader yields for more appends to join its group ([`CommitMode::Inline`]).
+pub const MAX_GATHER_YIELDS: usize = 4;
+
+/// The inline engine: the write connection and the appends waiting for a leader.
+struct InlineCommitter {
+    conn: std::sync::Mutex<Connection>,
+    state: std::sync::Mutex<InlineState>,
+    /// Wakes waiting appends when a group was committed or a leader gave up the lead.
+    committed: tokio::sync::Notify,
+    /// Wakes the leader when an append completes the group it expects. Used with
+    /// `notify_waiters`, which leaves no permit behind for a later leader.
+    full: tokio::sync::Notify,
+    sealer: Arc<OnceLock<Arc<LedgerKey>>>,
+    max_delay: Duration,
+}
+
+struct InlineState {
+    pending: Vec<Op>,
+    leading: bool,
+    expect: GroupCommit,
+    /// When the last group was committed.
+    last_commit: Option<Instant>,
+}
+
+/// Gives up the lead however the leading append ends, even cancelled while gathering.
+struct Leading<'a>(&'a InlineCommitter);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).leading = false;
+        self.0.committed.notify_waiters();
+    }
+}
+
+impl Drop for InlineCommitter {
+    /// Commits appends whose callers stopped waiting before any group took them.
+    fn drop(&mut self) {
+        let orphans = std::mem::take(&mut lock(&self.state).pending);
+        if !orphans.is_empty() {
+            let sealer = self.sealer.get().map(AsRef::as_ref);
+            commit_batch(&mut lock(&self.conn), orphans, sealer);
+        }
+    }
+}
+
+impl InlineCommitter {
+    fn push(&self, op: Op) {
+        let mut s = lock(&self.state);
+        s.pending.push(op);
+        let complete = s.leading && !s.expect.should_wait(s.pending.len());
+        drop(s);
+        if complete {
+            self.full.notify_waiters();
+        }
+    }
+
+    /// Waits until the append answering on `rx` is committed, leading a group when no one
+    /// else does.
+    async fn wait(
+        &self,
+        mut rx: oneshot::Receiver<Result<(), StoreError>>,
+    ) -> Result<(), StoreError> {
+        loop {
+            // registered before the checks below, so that a commit or a lead given up in
+            // between still wakes this append
+            let committed = self.committed.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
+            match rx.try_recv() {
+                Ok(r) => return r,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(writer_stopped()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            if std::mem::replace(&mut lock(&self.state).leading, true) {
+                committed.await;
+                continue;
+            }
+            let lead = Leading(self);
+            let full = self.full.notified();
+            tokio::pin!(full);
+            full.as_mut().enable();
+            let wait = {
+                let mut s = lock(&self.state);
+                // nothing committed for longer than a delay: the load has stopped, and the
+                // group expected from it will not come (as the writer thread's idle timeout)
+                if s.last_commit.is_some_and(|t| t.elapsed() > self.max_delay) {
+                    s.expect = GroupCommit::default();
+                }
+                s.expect.should_wait(s.pending.len())
+            };
+            let ran_out = wait
+                && !self.max_delay.is_zero()
+                && tokio::time::timeout(self.max_delay, full).await.is_err();
+            // let the appends whose requests the runtime has ready join
+            let mut seen = 0;
+            for _ in 0..MAX_GATHER_YIELDS {
+                tokio::task::yield_now().await;
+                let now = lock(&self.state).pending.len();
+                if now == seen {
+                    break;
+                }
+                seen = now;
+            }
+            let batch: Vec<Op> = {
+                let mut s = lock(&self.state);
+                let take = s.pending.len().min(MAX_BATCH);
+                let batch: Vec<Op> = s.pending.drain(..take).collect();
+                s.expect.observe(batch.len(), ran_out);
+                batch
+            };
+            if !batch.is_empty() {
+                let sealer = self.sealer.get().map(AsRef::as_ref);
+                commit_batch(&mut lock(&self.conn), batch, sealer);
+                lock(&self.state).last_commit = Some(Instant::now());
+            }
+            drop(lead);
+        }
     }
 }
 
@@ -143,19 +299,21 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) the ledger database at `path`, with the default
-    /// [`MAX_COMMIT_DELAY`].
+    /// Open (creating if needed) the ledger database at `path`, committing inline
+    /// ([`CommitMode::Inline`]) with the default [`MAX_COMMIT_DELAY`].
     ///
     /// Durability: WAL with `synchronous=FULL`, so every commit is fsynced before any append
     /// in it is acknowledged.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with_commit_delay(path, MAX_COMMIT_DELAY)
+        Self::open_with(path, CommitMode::Inline, MAX_COMMIT_DELAY)
     }
 
-    /// [`SqliteStore::open`] with another longest group-commit delay (see [`GroupCommit`]),
-    /// at most one second; zero commits whatever has arrived, never waiting.
-    pub fn open_with_commit_delay(
+    /// [`SqliteStore::open`] committing as `commit` says, with another longest group-commit
+    /// delay (see [`GroupCommit`]), at most one second; zero commits whatever has arrived,
+    /// never waiting.
+    pub fn open_with(
         path: &Path,
+        commit: CommitMode,
         max_commit_delay: Duration,
     ) -> Result<Self, StoreError> {
         // a wait longer than this would only hide a stuck writer
@@ -173,18 +331,38 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA cache_size=-8192; PRAGMA wal_autocheckpoint=10000; PRAGMA mmap_size=268435456;")
             .map_err(unavailable("synchronous"))?;
         migrate(&conn).map_err(|e| StoreError::backend("sqlite schema", e))?;
-        let queue = Arc::new(CommitQueue::new());
-        let writer_queue = queue.clone();
         let sealer = Arc::new(OnceLock::new());
-        let writer_sealer = sealer.clone();
-        std::thread::Builder::new()
-            .name("kairos-ledger-sqlite".into())
-            .spawn(move || writer_loop(conn, &writer_queue, &writer_sealer, max_commit_delay))
-            .map_err(|e| StoreError::backend("spawn writer thread", e))?;
+        let engine = match commit {
+            CommitMode::WriterThread => {
+                let queue = Arc::new(CommitQueue::new());
+                let writer_queue = queue.clone();
+                let writer_sealer = sealer.clone();
+                std::thread::Builder::new()
+                    .name("kairos-ledger-sqlite".into())
+                    .spawn(move || {
+                        writer_loop(conn, &writer_queue, &writer_sealer, max_commit_delay);
+                    })
+                    .map_err(|e| StoreError::backend("spawn writer thread", e))?;
+                Engine::Thread(queue)
+            }
+            CommitMode::Inline => Engine::Inline(Arc::new(InlineCommitter {
+                conn: std::sync::Mutex::new(conn),
+                state: std::sync::Mutex::new(InlineState {
+                    pending: Vec::new(),
+                    leading: false,
+                    expect: GroupCommit::default(),
+                    last_commit: None,
+                }),
+                committed: tokio::sync::Notify::new(),
+                full: tokio::sync::Notify::new(),
+                sealer: sealer.clone(),
+                max_delay: max_commit_delay,
+            })),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                queue,
+                engine,
                 sealer,
                 readers: std::sync::Mutex::new(Vec::new()),
             }),
@@ -229,13 +407,22 @@ impl SqliteStore {
         op_fn: impl FnOnce(oneshot::Sender<Result<(), StoreError>>) -> Op,
     ) -> AppendFuture<'static> {
         let (tx, rx) = oneshot::channel();
-        let sent = self.inner.queue.push(op_fn(tx));
-        Box::pin(async move {
-            if sent.is_err() {
-                return Err(writer_stopped());
+        match &self.inner.engine {
+            Engine::Thread(queue) => {
+                let sent = queue.push(op_fn(tx));
+                Box::pin(async move {
+                    if sent.is_err() {
+                        return Err(writer_stopped());
+                    }
+                    rx.await.unwrap_or_else(|_| Err(writer_stopped()))
+                })
             }
-            rx.await.unwrap_or_else(|_| Err(writer_stopped()))
-        })
+            Engine::Inline(committer) => {
+                committer.push(op_fn(tx));
+                let committer = committer.clone();
+                Box::pin(async move { committer.wait(rx).await })
+            }
+        }
     }
 }
 
@@ -1122,6 +1309,79 @@ mod tests {
                 "SQLite built without {wanted}: {options:?}"
             );
         }
+    }
+
+    /// An inline leader waits for the group the load has been bringing, but not once the load
+    /// has stopped: then a lone append commits at once.
+    #[tokio::test]
+    async fn an_inline_leader_waits_for_a_group_only_while_the_load_lasts() {
+        use crate::record::{GENESIS_PREV, RecordBody, RecordContent};
+        use crate::store::Store as _;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let delay = Duration::from_millis(800);
+        let store = super::SqliteStore::open_with(
+            &dir.path().join("l.sqlite"),
+            super::CommitMode::Inline,
+            delay,
+        )
+        .expect("open");
+        let super::Engine::Inline(engine) = &store.inner.engine else {
+            panic!("not inline");
+        };
+        let record = |seq: u64, prev: &str| {
+            let content = RecordContent {
+                v: 1,
+                chain: "shard-0000".into(),
+                seq,
+                id: format!("{seq:032x}"),
+                time: 1_750_000_000_000,
+                kid: "k".into(),
+                request_id: None,
+                transaction_id: None,
+                client_id: Some("c".into()),
+                prev: prev.to_owned(),
+                body: RecordBody::TokenIssued {
+                    jti: format!("j{seq}"),
+                    client_id: "c".into(),
+                    scope: "s".into(),
+                    cnf_x5t_s256: "x".into(),
+                    txn: None,
+                    exp: 0,
+                    grant_type: "client_credentials".into(),
+                },
+            };
+            let hash = crate::sha256_hex(&content.canonical_bytes().expect("bytes"));
+            crate::Record {
+                content,
+                hash,
+                signature: "s".into(),
+            }
+        };
+        let expect_groups_of_eight = |last_commit: Instant| {
+            let mut s = super::lock(&engine.state);
+            for _ in 0..super::GROUP_HISTORY {
+                s.expect.observe(8, false);
+            }
+            s.last_commit = Some(last_commit);
+        };
+        // load has just committed a group: a lone append waits for the rest of its group
+        let first = record(1, GENESIS_PREV);
+        expect_groups_of_eight(Instant::now());
+        let started = Instant::now();
+        store.append(&first).await.expect("append");
+        assert!(started.elapsed() >= delay, "did not wait for the group");
+        // nothing committed for longer than the delay: the load has stopped
+        let second = record(2, &first.hash);
+        let long_ago = Instant::now().checked_sub(delay * 2).expect("uptime");
+        expect_groups_of_eight(long_ago);
+        let started = Instant::now();
+        store.append(&second).await.expect("append");
+        assert!(
+            started.elapsed() < delay / 2,
+            "waited {:?} for a group after the load stopped",
+            started.elapsed()
+        );
     }
 
     /// A huge delay is cut to one second instead of overflowing `Instant` (a panic with the

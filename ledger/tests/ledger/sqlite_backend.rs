@@ -95,6 +95,98 @@ pub async fn harness() -> Harness {
 
 crate::contract_suite!(harness);
 
+/// The contract suite again, with the writer thread instead of inline commits.
+mod writer_thread {
+    use super::*;
+    use kairos_ledger::{CommitMode, MAX_COMMIT_DELAY};
+
+    pub async fn harness() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        let store =
+            SqliteStore::open_with(&path, CommitMode::WriterThread, MAX_COMMIT_DELAY).unwrap();
+        Harness {
+            store: Arc::new(store),
+            tamper: Box::new(SqliteTamper { path }),
+            _guard: Box::new(dir),
+        }
+    }
+
+    crate::contract_suite!(harness);
+}
+
+/// Polls `f` once, as a runtime would, and reports whether it finished.
+async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *f).poll(cx))).await
+}
+
+#[tokio::test]
+async fn an_inline_leader_cancelled_while_gathering_hands_the_lead_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("l.sqlite")).unwrap();
+    let key = kairos_ledger::LedgerKey::generate().unwrap();
+    let chain = "shard-0001";
+    let r1 = crate::common::signed(
+        &key,
+        chain,
+        1,
+        None,
+        crate::common::token("j1", "c", "x", None),
+        None,
+    );
+    let r2 = crate::common::signed(
+        &key,
+        chain,
+        2,
+        Some(&r1),
+        crate::common::token("j2", "c", "x", None),
+        None,
+    );
+    let mut first = store.submit_append(r1.clone());
+    // the first append leads, and yields to let others join before it commits
+    assert!(poll_once(&mut first).await.is_pending());
+    let mut second = store.submit_append(r2.clone());
+    assert!(poll_once(&mut second).await.is_pending(), "a second leader");
+    // its request is cancelled before the commit: the lead must pass to the second append,
+    // which commits both, in order
+    drop(first);
+    tokio::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the waiting append was left without a leader")
+        .unwrap();
+    let head = store.head(chain).await.unwrap().unwrap();
+    assert_eq!((head.seq, head.hash.as_str()), (2, r2.hash.as_str()));
+}
+
+#[tokio::test]
+async fn appends_nobody_waits_for_any_more_are_committed_when_the_store_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let key = kairos_ledger::LedgerKey::generate().unwrap();
+    let r1 = crate::common::signed(
+        &key,
+        "shard-0002",
+        1,
+        None,
+        crate::common::token("j1", "c", "x", None),
+        None,
+    );
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let mut orphan = store.submit_append(r1.clone());
+        assert!(poll_once(&mut orphan).await.is_pending());
+        drop(orphan);
+        assert_eq!(
+            store.head("shard-0002").await.unwrap(),
+            None,
+            "committed too early"
+        );
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let head = store.head("shard-0002").await.unwrap().unwrap();
+    assert_eq!((head.seq, head.hash.as_str()), (1, r1.hash.as_str()));
+}
+
 #[tokio::test]
 async fn durable_file_is_readable_with_plain_sqlite_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
