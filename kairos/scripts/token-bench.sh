@@ -4,7 +4,8 @@
 #
 #   kairos/scripts/token-bench.sh [SERVER...]
 #
-# SERVER is `serve` (kairos serve as shipped: every token durably on the embedded ledger),
+# SERVER is `serve` (kairos serve as shipped: every token durably on the embedded ledger,
+# committed inline), `serve-writer-thread` (the same with `--ledger-commit writer-thread`),
 # `token-path` (kairos/examples/token_path_server.rs: the same server with an in-memory audit
 # log, a measuring harness only), `durable-floor` (kairos/examples/durable_floor_server.rs: the
 # same server and ledger over the cheapest durable, sealed store we could build, a measuring
@@ -47,9 +48,11 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 start_server() { # name data_dir -> sets PID and URL, client args in CLIENT
     local name=$1 data=$2
     case $name in
-        serve)
+        serve|serve-writer-thread)
+            local commit=inline
+            [ "$name" = serve ] || commit=writer-thread
             taskset -c 0 "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT --workers 1 \
-                >"$work/server.log" 2>&1 &
+                --ledger-commit $commit >"$work/server.log" 2>&1 &
             PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
         token-path) start_harness "$data" "$harness" ;;
         durable-floor) start_harness "$data" "$floor" ;;
