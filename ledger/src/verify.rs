@@ -214,15 +214,16 @@ pub fn check_record(record: &Record, keys: &PublicKeySet) -> Option<Problem> {
 }
 
 /// Whether a signed statement (checkpoint, seal) of a `supported` version, with these
-/// canonical `bytes`, carries a `signature` that the key `kid` in `keys` verifies.
+/// canonical `bytes` (encoded only for a supported version), carries a `signature` that the key
+/// `kid` in `keys` verifies.
 fn statement_verifies(
     supported: bool,
-    bytes: Result<Vec<u8>, serde_json::Error>,
+    bytes: impl FnOnce() -> Result<Vec<u8>, serde_json::Error>,
     kid: &str,
     signature: &str,
     keys: &PublicKeySet,
 ) -> bool {
-    supported && bytes.is_ok_and(|b| keys.get(kid).is_some_and(|k| k.verify(&b, signature)))
+    supported && bytes().is_ok_and(|b| keys.get(kid).is_some_and(|k| k.verify(&b, signature)))
 }
 
 /// Check a checkpoint's signature.
@@ -230,7 +231,7 @@ pub fn check_checkpoint_signature(cp: &Checkpoint, keys: &PublicKeySet) -> bool 
     let c = &cp.content;
     statement_verifies(
         c.v == CHECKPOINT_VERSION,
-        c.canonical_bytes(),
+        || c.canonical_bytes(),
         &c.kid,
         &cp.signature,
         keys,
@@ -242,7 +243,7 @@ pub fn check_seal_signature(seal: &Seal, keys: &PublicKeySet) -> bool {
     let c = &seal.content;
     statement_verifies(
         c.v == SEAL_VERSION,
-        c.canonical_bytes(),
+        || c.canonical_bytes(),
         &c.kid,
         &seal.signature,
         keys,
