@@ -8,7 +8,8 @@
 //! Two ways to batch, chosen by the third argument:
 //!
 //! - `thread` (default): a writer thread takes groups from the embedded store's own
-//!   `CommitQueue` with its `GroupCommit` expectation, as `kairos serve` does;
+//!   `CommitQueue` with its `GroupCommit` expectation, as `kairos serve --ledger-commit
+//!   writer-thread` does;
 //! - `inline`: no writer thread. The first token to wait leads the group: it waits (one delay
 //!   at most) for the group `GroupCommit` expects, yields to the I/O driver (at most four times,
 //!   until a yield brings no more tokens), then makes the write itself, blocking the worker while

@@ -5,7 +5,8 @@
 //!
 //! Everything above the store is the real thing: the same server (TLS, router, client
 //! authentication, ES256 JWT), the same `LedgerAudit` and `Ledger` (record built, hashed and
-//! chained per token), the same writer-thread batching (`CommitQueue`, `GroupCommit`). The store
+//! chained per token), the same batching as `kairos serve --ledger-commit writer-thread`
+//! (`CommitQueue`, `GroupCommit`; `kairos serve` commits inline by default since section K). The store
 //! only does what no durable, sealed store can skip: per commit, it signs one seal over the
 //! commit's records and writes records and seal with **one** `O_DIRECT | O_DSYNC` write to a
 //! preallocated file (the cheapest durable write `kairos/scripts/durable-write-cost.py` found

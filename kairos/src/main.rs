@@ -55,11 +55,11 @@ enum Cmd {
         /// Seconds between signed checkpoints of the chain heads.
         #[arg(long, default_value_t = 60)]
         checkpoint_seconds: u64,
-        /// Who commits the embedded ledger: `inline` (the requests themselves, one leading each
-        /// group; the default) or `writer-thread` (a thread of its own, so that no request
-        /// task ever blocks on the disk).
-        #[arg(long, default_value = "inline", value_parser = ["inline", "writer-thread"])]
-        ledger_commit: String,
+        /// Who commits the embedded ledger (`--store embedded` only): `inline`, the requests
+        /// themselves, one leading each group (the default), or `writer-thread`, a thread of
+        /// its own, so that no request task ever blocks on the disk.
+        #[arg(long, value_enum, default_value_t = LedgerCommit::Inline)]
+        ledger_commit: LedgerCommit,
     },
     /// The auditor's view of the ledger.
     Audit {
@@ -189,10 +189,9 @@ fn main() -> ExitCode {
                 },
                 shards: ledger_shards,
                 checkpoint_seconds,
-                commit: if ledger_commit == "writer-thread" {
-                    kairos_ledger::CommitMode::WriterThread
-                } else {
-                    kairos_ledger::CommitMode::Inline
+                commit: match ledger_commit {
+                    LedgerCommit::Inline => kairos_ledger::CommitMode::Inline,
+                    LedgerCommit::WriterThread => kairos_ledger::CommitMode::WriterThread,
                 },
             };
             let cfg = match load_config(config, listen) {
@@ -290,6 +289,15 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `kairos serve --ledger-commit` (see `kairos_ledger::CommitMode`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LedgerCommit {
+    /// The requests themselves.
+    Inline,
+    /// A thread of the store's own.
+    WriterThread,
 }
 
 struct LedgerArgs {

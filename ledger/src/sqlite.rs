@@ -133,30 +133,41 @@ impl Drop for Inner {
 }
 
 /// Who commits the embedded store's appends. Either way appends are grouped as
-/// [`GroupCommit`] expects, each group is one transaction with one seal and one fsync, and no
-/// append is acknowledged before its group is durable.
+/// [`GroupCommit`] expects, each group is one transaction with one seal and one fsync, appends
+/// are applied in the order they were submitted, and no append is acknowledged before its group
+/// is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CommitMode {
-    /// The appending tasks themselves, no thread of the store's own (the default). The first
-    /// append of a group to be awaited leads it: it waits, without blocking, for the group
-    /// [`GroupCommit`] expects (at most the commit delay), yields to the runtime until a yield
-    /// brings no more appends (at most [`MAX_GATHER_YIELDS`] times), then commits the group on
-    /// its own thread, **blocking that thread** for the transaction and its fsync (about
-    /// 0.2 ms on a local SSD), and for SQLite's WAL checkpoints when one falls due. The others
-    /// wait for it. If the leader is cancelled before it commits, the lead passes to another
-    /// waiting append; appends whose callers all stopped waiting are committed with the next
-    /// group, or when the store is dropped.
-    ///
-    /// This is the cheaper mode when many requests are in flight on few cores: while the
-    /// leader's thread waits for the disk, the requests behind it gather into the next group
-    /// instead of being committed a few at a time (kairos/BENCH.md, section K). It needs a
-    /// Tokio runtime with its time driver enabled, and suits a server whose tasks can bear
-    /// that pause; a runtime whose threads must never block should use `WriterThread`.
+    /// A dedicated writer thread takes groups from a [`CommitQueue`] (the default of
+    /// [`SqliteStore::open`]). Appending tasks never block and need nothing of their runtime;
+    /// every group costs hand-offs between threads. An append whose caller stopped waiting is
+    /// still committed with the next group.
     #[default]
-    Inline,
-    /// A dedicated writer thread takes groups from a [`CommitQueue`]; appending tasks never
-    /// block, and every group costs a hand-off between threads.
     WriterThread,
+    /// The appending tasks themselves, no thread of the store's own (what `kairos serve` uses).
+    /// The first append of a group to be awaited leads it: it waits, without blocking, for the
+    /// group [`GroupCommit`] expects (at most the commit delay), yields to the runtime until a
+    /// yield brings no more appends (at most [`MAX_GATHER_YIELDS`] times), takes the write lock
+    /// (waiting for another process's transaction asynchronously, at most ten seconds), then
+    /// commits the group on its own thread, **blocking that thread** for the transaction and
+    /// its fsync (about 0.2 ms on the benchmark machine's virtual disk), and for SQLite's WAL
+    /// checkpoint when one falls due. The other appends wait for it.
+    ///
+    /// What a caller must know:
+    /// - it needs a Tokio runtime with its time driver enabled (`enable_all`), or the first
+    ///   leader that waits for a group panics;
+    /// - an append future that has been polled must be polled to completion or dropped: a
+    ///   leader held without being polled holds up every other append;
+    /// - a leader dropped before it commits hands the lead to another waiting append; an
+    ///   append nobody waits for any more stays in memory until the next group is committed,
+    ///   or until the store and every append future are dropped, and is lost if the process
+    ///   dies first. Nobody was told it was written, and appends are committed in order, so no
+    ///   later record of its chain can be durable without it.
+    ///
+    /// Measured with `kairos serve` (kairos/BENCH.md, section K): a few per cent less CPU per
+    /// token over keep-alive in most pairs, within the machine's drift; 14–28 % less with a
+    /// TLS handshake per request; lower p99 latency at 32 connections.
+    Inline,
 }
 
 /// Most times an inline leader yields for more appends to join its group ([`CommitMode::Inline`]).
@@ -199,7 +210,10 @@ impl Drop for InlineCommitter {
         let orphans = std::mem::take(&mut lock(&self.state).pending);
         if !orphans.is_empty() {
             let sealer = self.sealer.get().map(AsRef::as_ref);
-            commit_batch(&mut lock(&self.conn), orphans, sealer);
+            let mut conn = lock(&self.conn);
+            // no runtime to wait on here: let SQLite wait for another writer
+            let _ = conn.busy_timeout(BUSY_WAIT);
+            commit_batch(&mut conn, orphans, sealer);
         }
     }
 }
@@ -212,6 +226,22 @@ impl InlineCommitter {
         drop(s);
         if complete {
             self.full.notify_waiters();
+        }
+    }
+
+    /// Starts the write transaction. When another connection (`kairos audit`, a `sqlite3`
+    /// shell) holds the write lock, waits for it asynchronously, for at most [`BUSY_WAIT`],
+    /// instead of in SQLite's busy handler, which would block the runtime's thread.
+    async fn begin(&self) -> rusqlite::Result<()> {
+        let started = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match begin_immediate(&lock(&self.conn)) {
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_WAIT => {}
+                done => return done,
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -237,6 +267,12 @@ impl InlineCommitter {
                 continue;
             }
             let lead = Leading(self);
+            // the group before may have taken this append while the lead was changing hands
+            match rx.try_recv() {
+                Ok(r) => return r,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(writer_stopped()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
             let full = self.full.notified();
             tokio::pin!(full);
             full.as_mut().enable();
@@ -262,18 +298,33 @@ impl InlineCommitter {
                 }
                 seen = now;
             }
+            // the write lock first, so that a leader cancelled while another process holds it
+            // has taken nothing; from here to the commit there is no await
+            let begun = self.begin().await;
             let batch: Vec<Op> = {
                 let mut s = lock(&self.state);
                 let take = s.pending.len().min(MAX_BATCH);
                 let batch: Vec<Op> = s.pending.drain(..take).collect();
-                s.expect.observe(batch.len(), ran_out);
+                if !batch.is_empty() {
+                    s.expect.observe(batch.len(), ran_out);
+                }
                 batch
             };
-            if !batch.is_empty() {
-                let sealer = self.sealer.get().map(AsRef::as_ref);
-                commit_batch(&mut lock(&self.conn), batch, sealer);
+            let mut conn = lock(&self.conn);
+            if batch.is_empty() {
+                if begun.is_ok() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+            } else {
+                commit_begun(
+                    &mut conn,
+                    batch,
+                    self.sealer.get().map(AsRef::as_ref),
+                    begun,
+                );
                 lock(&self.state).last_commit = Some(Instant::now());
             }
+            drop(conn);
             drop(lead);
         }
     }
@@ -291,21 +342,24 @@ fn unavailable(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::unavailable(format!("sqlite {what}"), e)
 }
 
+/// Longest wait for another connection's write lock.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
 fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(unavailable("open"))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    conn.busy_timeout(BUSY_WAIT)
         .map_err(unavailable("busy_timeout"))?;
     Ok(conn)
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) the ledger database at `path`, committing inline
-    /// ([`CommitMode::Inline`]) with the default [`MAX_COMMIT_DELAY`].
+    /// Open (creating if needed) the ledger database at `path`, committing on a writer thread
+    /// ([`CommitMode::WriterThread`]) with the default [`MAX_COMMIT_DELAY`].
     ///
     /// Durability: WAL with `synchronous=FULL`, so every commit is fsynced before any append
     /// in it is acknowledged.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, CommitMode::Inline, MAX_COMMIT_DELAY)
+        Self::open_with(path, CommitMode::WriterThread, MAX_COMMIT_DELAY)
     }
 
     /// [`SqliteStore::open`] committing as `commit` says, with another longest group-commit
@@ -346,7 +400,12 @@ impl SqliteStore {
                 Engine::Thread(queue)
             }
             CommitMode::Inline => Engine::Inline(Arc::new(InlineCommitter {
-                conn: std::sync::Mutex::new(conn),
+                // the leader waits for other writers itself, without blocking (`begin`)
+                conn: {
+                    conn.busy_timeout(Duration::ZERO)
+                        .map_err(unavailable("busy_timeout"))?;
+                    std::sync::Mutex::new(conn)
+                },
                 state: std::sync::Mutex::new(InlineState {
                     pending: Vec::new(),
                     leading: false,
@@ -478,12 +537,13 @@ pub const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 /// CPU as the rest of a token request, so when several requests are steadily in flight it pays
 /// to let a commit wait, a little, for the ones about to arrive.
 ///
-/// The writer remembers the sizes of the last eight commits. A commit holding fewer operations
+/// Whoever commits remembers the sizes of the last eight commits. A commit holding fewer operations
 /// than their lower median waits for the rest, at most the configured delay; whatever else has
 /// arrived by then joins too. Because it is a median, a chance overlap of independent requests,
 /// or a burst, does not make later commits wait; sustained concurrency does. When a wait runs
 /// out, the expectation drops at once to what came, and when nothing at all arrives within one
-/// delay after a commit it drops to one, so a fall in load costs at most one delay. Writers
+/// delay after a commit (the writer thread), or nothing was committed for longer than one delay
+/// when a group starts (inline), it drops to one, so a fall in load costs at most one delay. Writers
 /// that never overlap never wait.
 ///
 /// Measured with `kairos serve` (kairos/BENCH.md, section E): with four keep-alive clients on
@@ -546,7 +606,7 @@ impl GroupCommit {
 /// switch: with four clients, a commit of four records used to cost about ten
 /// (kairos/BENCH.md, section F).
 ///
-/// Public so that a benchmark harness can batch exactly as the embedded store's writer does
+/// Public so that a benchmark harness can batch exactly as the embedded store's writer thread does
 /// (`kairos/examples/durable_floor_server.rs`). The contract:
 ///
 /// - **one consumer**: a single thread calls [`next_batch`](Self::next_batch) in a loop; two
@@ -745,6 +805,30 @@ enum Outcome {
 /// Applies a batch in one transaction and answers every operation. With a sealing key, the
 /// records written are listed in one seal, signed and written in the same transaction.
 fn commit_batch(conn: &mut Connection, batch: Vec<Op>, sealer: Option<&LedgerKey>) {
+    let begun = begin_immediate(conn);
+    commit_begun(conn, batch, sealer, begun);
+}
+
+/// Starts the write transaction, first rolling back one that a panic may have left open.
+fn begin_immediate(conn: &Connection) -> rusqlite::Result<()> {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::DatabaseBusy)
+}
+
+/// [`commit_batch`] in the transaction `begun` started (or failing every operation with its
+/// error).
+fn commit_begun(
+    conn: &mut Connection,
+    batch: Vec<Op>,
+    sealer: Option<&LedgerKey>,
+    begun: rusqlite::Result<()>,
+) {
     let fail_all = |batch: Vec<Op>, msg: &str, err: Option<rusqlite::Error>| {
         let msg = msg.to_owned();
         let err = err.map(|e| e.to_string());
@@ -759,7 +843,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Op>, sealer: Option<&LedgerKey
             let _ = reply_of(op).send(Err(e));
         }
     };
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = begun {
         return fail_all(batch, "sqlite begin", Some(e));
     }
     // The next seal id, read under the write lock: other processes may write to the file too

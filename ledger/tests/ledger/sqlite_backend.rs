@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kairos_ledger::{SqliteStore, Store};
+use kairos_ledger::{CommitMode, MAX_COMMIT_DELAY, SqliteStore, Store};
 use rusqlite::{Connection, params};
 
 use crate::common::{Harness, Tamper};
@@ -95,16 +95,19 @@ pub async fn harness() -> Harness {
 
 crate::contract_suite!(harness);
 
-/// The contract suite again, with the writer thread instead of inline commits.
-mod writer_thread {
+/// An embedded store that commits inline ([`CommitMode::Inline`], what `kairos serve` uses).
+fn open_inline(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open_with(path, CommitMode::Inline, MAX_COMMIT_DELAY).unwrap()
+}
+
+/// The contract suite again, committing inline instead of on the writer thread.
+mod inline {
     use super::*;
-    use kairos_ledger::{CommitMode, MAX_COMMIT_DELAY};
 
     pub async fn harness() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.sqlite");
-        let store =
-            SqliteStore::open_with(&path, CommitMode::WriterThread, MAX_COMMIT_DELAY).unwrap();
+        let store = open_inline(&path);
         Harness {
             store: Arc::new(store),
             tamper: Box::new(SqliteTamper { path }),
@@ -123,7 +126,7 @@ async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll
 #[tokio::test]
 async fn an_inline_leader_cancelled_while_gathering_hands_the_lead_on() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("l.sqlite")).unwrap();
+    let store = open_inline(&dir.path().join("l.sqlite"));
     let key = kairos_ledger::LedgerKey::generate().unwrap();
     let chain = "shard-0001";
     let r1 = crate::common::signed(
@@ -146,7 +149,7 @@ async fn an_inline_leader_cancelled_while_gathering_hands_the_lead_on() {
     // the first append leads, and yields to let others join before it commits
     assert!(poll_once(&mut first).await.is_pending());
     let mut second = store.submit_append(r2.clone());
-    assert!(poll_once(&mut second).await.is_pending(), "a second leader");
+    assert!(poll_once(&mut second).await.is_pending());
     // its request is cancelled before the commit: the lead must pass to the second append,
     // which commits both, in order
     drop(first);
@@ -172,7 +175,7 @@ async fn appends_nobody_waits_for_any_more_are_committed_when_the_store_is_dropp
         None,
     );
     {
-        let store = SqliteStore::open(&path).unwrap();
+        let store = open_inline(&path);
         let mut orphan = store.submit_append(r1.clone());
         assert!(poll_once(&mut orphan).await.is_pending());
         drop(orphan);
@@ -185,6 +188,44 @@ async fn appends_nobody_waits_for_any_more_are_committed_when_the_store_is_dropp
     let store = SqliteStore::open(&path).unwrap();
     let head = store.head("shard-0002").await.unwrap().unwrap();
     assert_eq!((head.seq, head.hash.as_str()), (1, r1.hash.as_str()));
+}
+
+/// While another process holds the write lock (`kairos audit` recording its own use, a
+/// `sqlite3` shell), an inline leader waits for it without blocking the runtime's thread.
+#[tokio::test(flavor = "current_thread")]
+async fn an_inline_commit_waits_for_another_writer_without_blocking_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let store = open_inline(&path);
+    let key = kairos_ledger::LedgerKey::generate().unwrap();
+    let r1 = crate::common::signed(
+        &key,
+        "shard-0003",
+        1,
+        None,
+        crate::common::token("j1", "c", "x", None),
+        None,
+    );
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let writer = store.clone();
+    let append = tokio::spawn(async move { writer.append(&r1).await });
+    // one thread runs both tasks: if the append blocked it until the lock came free (SQLite's
+    // busy handler waits up to ten seconds), this short sleep would end that late
+    let started = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the runtime was blocked for {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !append.is_finished(),
+        "committed while another writer held the lock"
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    append.await.unwrap().unwrap();
+    assert_eq!(store.head("shard-0003").await.unwrap().unwrap().seq, 1);
 }
 
 #[tokio::test]
