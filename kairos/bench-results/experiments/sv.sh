@@ -1,38 +1,34 @@
 #!/bin/bash
 # Section K: kairos serve at CONNS connections with per-thread figures over the measured window (scratch script kept with its output).
 # usage: sv.sh CONNS DUR [BIN]   serve pinned core 0, bench core 1, per-thread stats over the run
+# It ran an experiment build where KAIROS_TMP_INLINE=1 selected inline commit; with the final build, add
+# --ledger-commit inline|writer-thread to the second `serve` line instead.
 B=/work/target-bench/release
 BIN=${3:-$B/kairos}
 D=/tmp/sv-data-$$
 rm -rf $D
+snap() { # OUT: per-thread counters of $P
+python3 - $P snap "$1" <<'PY'
+import os,sys,json
+pid=sys.argv[1];out={}
+for t in os.listdir(f'/proc/{pid}/task'):
+    s=open(f'/proc/{pid}/task/{t}/stat').read(); comm=s[s.index('(')+1:s.rindex(')')]; f=s[s.rindex(')')+2:].split()
+    st=dict(l.split(':\t') for l in open(f'/proc/{pid}/task/{t}/status').read().splitlines() if ':\t' in l)
+    io=dict(l.split(': ') for l in open(f'/proc/{pid}/task/{t}/io').read().splitlines())
+    out[t]=dict(comm=comm,u=int(f[11]),s=int(f[12]),vcs=int(st['voluntary_ctxt_switches']),ncs=int(st['nonvoluntary_ctxt_switches']),sr=int(io['syscr']),sw=int(io['syscw']),wb=int(io['write_bytes']))
+json.dump(out,open(sys.argv[3],'w'))
+PY
+}
 $BIN serve --data-dir $D --listen 127.0.0.1:18443 >/dev/null 2>&1 & P=$!; sleep 1.5; kill $P; wait $P 2>/dev/null
 taskset -c 0 $BIN serve --data-dir $D --listen 127.0.0.1:18443 --workers 1 >/dev/null 2>&1 & P=$!
 sleep 1
 taskset -c 1 $B/kairos bench --data-dir $D --target https://127.0.0.1:18443 --mode keepalive --connections $1 --duration $2 --warmup 2 --server-pid $P --json > /tmp/sv.json &
 BP=$!
 sleep 2.2
-python3 - $P snap /tmp/sv-a.json <<'PY'
-import os,sys,json
-pid=sys.argv[1];out={}
-for t in os.listdir(f'/proc/{pid}/task'):
-    s=open(f'/proc/{pid}/task/{t}/stat').read(); comm=s[s.index('(')+1:s.rindex(')')]; f=s[s.rindex(')')+2:].split()
-    st=dict(l.split(':\t') for l in open(f'/proc/{pid}/task/{t}/status').read().splitlines() if ':\t' in l)
-    io=dict(l.split(': ') for l in open(f'/proc/{pid}/task/{t}/io').read().splitlines())
-    out[t]=dict(comm=comm,u=int(f[11]),s=int(f[12]),vcs=int(st['voluntary_ctxt_switches']),ncs=int(st['nonvoluntary_ctxt_switches']),sr=int(io['syscr']),sw=int(io['syscw']),wb=int(io['write_bytes']))
-json.dump(out,open(sys.argv[3],'w'))
-PY
+snap /tmp/sv-a.json
 python3 -c "import sqlite3;c=sqlite3.connect('file:$D/ledger.sqlite?mode=ro',uri=True);print(c.execute('select count(*) from records').fetchone()[0],c.execute('select count(*) from seals').fetchone()[0])" > /tmp/sv-c1 2>/dev/null
 sleep $(python3 -c "print($2-0.4)")
-python3 - $P snap /tmp/sv-b.json <<'PY'
-import os,sys,json
-pid=sys.argv[1];out={}
-for t in os.listdir(f'/proc/{pid}/task'):
-    s=open(f'/proc/{pid}/task/{t}/stat').read(); comm=s[s.index('(')+1:s.rindex(')')]; f=s[s.rindex(')')+2:].split()
-    st=dict(l.split(':\t') for l in open(f'/proc/{pid}/task/{t}/status').read().splitlines() if ':\t' in l)
-    io=dict(l.split(': ') for l in open(f'/proc/{pid}/task/{t}/io').read().splitlines())
-    out[t]=dict(comm=comm,u=int(f[11]),s=int(f[12]),vcs=int(st['voluntary_ctxt_switches']),ncs=int(st['nonvoluntary_ctxt_switches']),sr=int(io['syscr']),sw=int(io['syscw']),wb=int(io['write_bytes']))
-json.dump(out,open(sys.argv[3],'w'))
-PY
+snap /tmp/sv-b.json
 python3 -c "import sqlite3;c=sqlite3.connect('file:$D/ledger.sqlite?mode=ro',uri=True);print(c.execute('select count(*) from records').fetchone()[0],c.execute('select count(*) from seals').fetchone()[0])" > /tmp/sv-c2 2>/dev/null
 wait $BP; kill $P; wait $P 2>/dev/null
 python3 - <<'PY'
