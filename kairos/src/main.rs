@@ -142,7 +142,7 @@ fn load_config(
     raw.validate(listen).map_err(|e| e.to_string())
 }
 
-/// mimalloc instead of glibc's allocator: with the ledger committing inline, 2–33 µs less server
+/// mimalloc instead of glibc's allocator: with the ledger committing inline, 1–33 µs less server
 /// CPU per token in 15 of 15 pairs at 32 and 64 keep-alive connections (kairos/BENCH.md,
 /// section K).
 #[global_allocator]
