@@ -218,6 +218,15 @@ impl Drop for InlineCommitter {
     }
 }
 
+/// The answer to an append, once its group has been committed.
+fn answered(rx: &mut oneshot::Receiver<Result<(), StoreError>>) -> Option<Result<(), StoreError>> {
+    match rx.try_recv() {
+        Ok(r) => Some(r),
+        Err(oneshot::error::TryRecvError::Closed) => Some(Err(writer_stopped())),
+        Err(oneshot::error::TryRecvError::Empty) => None,
+    }
+}
+
 impl InlineCommitter {
     fn push(&self, op: Op) {
         let mut s = lock(&self.state);
@@ -257,10 +266,8 @@ impl InlineCommitter {
             let committed = self.committed.notified();
             tokio::pin!(committed);
             committed.as_mut().enable();
-            match rx.try_recv() {
-                Ok(r) => return r,
-                Err(oneshot::error::TryRecvError::Closed) => return Err(writer_stopped()),
-                Err(oneshot::error::TryRecvError::Empty) => {}
+            if let Some(r) = answered(&mut rx) {
+                return r;
             }
             if std::mem::replace(&mut lock(&self.state).leading, true) {
                 committed.await;
@@ -268,10 +275,8 @@ impl InlineCommitter {
             }
             let lead = Leading(self);
             // the group before may have taken this append while the lead was changing hands
-            match rx.try_recv() {
-                Ok(r) => return r,
-                Err(oneshot::error::TryRecvError::Closed) => return Err(writer_stopped()),
-                Err(oneshot::error::TryRecvError::Empty) => {}
+            if let Some(r) = answered(&mut rx) {
+                return r;
             }
             let full = self.full.notified();
             tokio::pin!(full);

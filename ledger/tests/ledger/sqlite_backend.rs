@@ -118,6 +118,24 @@ mod inline {
     crate::contract_suite!(harness);
 }
 
+/// A signed `token_issued` record of client `c` (for the raw store tests below).
+fn token_record(
+    key: &kairos_ledger::LedgerKey,
+    chain: &str,
+    seq: u64,
+    prev: Option<&kairos_ledger::Record>,
+    jti: &str,
+) -> kairos_ledger::Record {
+    crate::common::signed(
+        key,
+        chain,
+        seq,
+        prev,
+        crate::common::token(jti, "c", "x", None),
+        None,
+    )
+}
+
 /// Polls `f` once, as a runtime would, and reports whether it finished.
 async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F::Output> {
     std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *f).poll(cx))).await
@@ -129,22 +147,8 @@ async fn an_inline_leader_cancelled_while_gathering_hands_the_lead_on() {
     let store = open_inline(&dir.path().join("l.sqlite"));
     let key = kairos_ledger::LedgerKey::generate().unwrap();
     let chain = "shard-0001";
-    let r1 = crate::common::signed(
-        &key,
-        chain,
-        1,
-        None,
-        crate::common::token("j1", "c", "x", None),
-        None,
-    );
-    let r2 = crate::common::signed(
-        &key,
-        chain,
-        2,
-        Some(&r1),
-        crate::common::token("j2", "c", "x", None),
-        None,
-    );
+    let r1 = token_record(&key, chain, 1, None, "j1");
+    let r2 = token_record(&key, chain, 2, Some(&r1), "j2");
     let mut first = store.submit_append(r1.clone());
     // the first append leads, and yields to let others join before it commits
     assert!(poll_once(&mut first).await.is_pending());
@@ -166,14 +170,7 @@ async fn appends_nobody_waits_for_any_more_are_committed_when_the_store_is_dropp
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.sqlite");
     let key = kairos_ledger::LedgerKey::generate().unwrap();
-    let r1 = crate::common::signed(
-        &key,
-        "shard-0002",
-        1,
-        None,
-        crate::common::token("j1", "c", "x", None),
-        None,
-    );
+    let r1 = token_record(&key, "shard-0002", 1, None, "j1");
     {
         let store = open_inline(&path);
         let mut orphan = store.submit_append(r1.clone());
@@ -198,14 +195,7 @@ async fn an_inline_commit_waits_for_another_writer_without_blocking_the_runtime(
     let path = dir.path().join("l.sqlite");
     let store = open_inline(&path);
     let key = kairos_ledger::LedgerKey::generate().unwrap();
-    let r1 = crate::common::signed(
-        &key,
-        "shard-0003",
-        1,
-        None,
-        crate::common::token("j1", "c", "x", None),
-        None,
-    );
+    let r1 = token_record(&key, "shard-0003", 1, None, "j1");
     let other = Connection::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let writer = store.clone();
