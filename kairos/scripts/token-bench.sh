@@ -6,6 +6,10 @@
 #
 # SERVER is `serve` (kairos serve as shipped: every token durably on the embedded ledger,
 # committed inline), `serve-writer-thread` (the same with `--ledger-commit writer-thread`),
+# `serve-distinct` (`serve`, loaded with one transaction certificate per connection instead of
+# one for all: `kairos bench --certificates N`), `serve-svid` and `serve-svid-distinct` (`serve`,
+# loaded with the workload's SVID instead of a transaction certificate: one for all, or one per
+# connection),
 # `token-path` (kairos/examples/token_path_server.rs: the same server with an in-memory audit
 # log, a measuring harness only), `durable-floor` (kairos/examples/durable_floor_server.rs: the
 # same server and ledger over the cheapest durable, sealed store we could build, a measuring
@@ -48,9 +52,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 start_server() { # name data_dir -> sets PID and URL, client args in CLIENT
     local name=$1 data=$2
     case $name in
-        serve|serve-writer-thread)
+        serve|serve-writer-thread|serve-distinct|serve-svid|serve-svid-distinct)
             local commit=inline
-            [ "$name" = serve ] || commit=writer-thread
+            [ "$name" != serve-writer-thread ] || commit=writer-thread
             taskset -c 0 "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT --workers 1 \
                 --ledger-commit $commit >"$work/server.log" 2>&1 &
             PID=$!; URL=https://127.0.0.1:$PORT; CLIENT=(--data-dir "$data") ;;
@@ -93,8 +97,15 @@ for mode in $MODES; do
             for name in "$@"; do
                 data=$work/data-$name-$run-$mode-$conns
                 start_server "$name" "$data"
-                json=$(taskset -c 1 "$bin" bench "${CLIENT[@]}" --target "$URL" --mode "$mode" \
-                    --connections "$conns" --duration "$DURATION" --server-pid "$PID" --json)
+                case $name in
+                    serve-distinct) spread=(--certificates "$conns") ;;
+                    serve-svid) spread=(--svid) ;;
+                    serve-svid-distinct) spread=(--svid --certificates "$conns") ;;
+                    *) spread=() ;;
+                esac
+                json=$(taskset -c 1 "$bin" bench "${CLIENT[@]}" "${spread[@]}" --target "$URL" \
+                    --mode "$mode" --connections "$conns" --duration "$DURATION" \
+                    --server-pid "$PID" --json)
                 kill "$PID"; wait "$PID" 2>/dev/null || true
                 python3 - "$name" "$json" "$run" "$OUT" <<'EOF'
 import json, sys

@@ -93,6 +93,13 @@ pub struct BenchArgs {
     /// Allow TLS session resumption in `handshake` mode (default: every handshake is full).
     #[arg(long)]
     pub resumption: bool,
+    /// Distinct client certificates, shared round-robin by the connections: transaction
+    /// certificates, each for its own transaction, or SVIDs with `--svid` (same SPIFFE ID,
+    /// distinct keys). With one (the default) every token is bound to the same certificate, as
+    /// a single client's load is; with one per connection the server's records spread over as
+    /// many certificates (and transactions), as many workloads' would.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub certificates: u16,
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -123,6 +130,8 @@ pub struct BenchReport {
     pub mode: &'static str,
     /// Concurrent connections.
     pub connections: usize,
+    /// Distinct client certificates the connections used.
+    pub certificates: usize,
     /// Measured window, seconds.
     pub seconds: f64,
     /// Successful requests (200 with an access token) in the window.
@@ -211,7 +220,8 @@ fn cpu_ticks(stat_path: &Path) -> anyhow::Result<u64> {
 
 /// Everything a worker needs.
 struct Target {
-    connector: TlsConnector,
+    /// One per client certificate; connection `i` uses `connectors[i % len]`.
+    connectors: Vec<TlsConnector>,
     addr: SocketAddr,
     name: ServerName<'static>,
     body: Bytes,
@@ -238,13 +248,15 @@ impl WorkerStats {
     }
 }
 
-async fn connect(t: &Target) -> Result<(SendRequest<Full<Bytes>>, String), String> {
+async fn connect(
+    t: &Target,
+    connector: &TlsConnector,
+) -> Result<(SendRequest<Full<Bytes>>, String), String> {
     let tcp = TcpStream::connect(t.addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let tls = t
-        .connector
+    let tls = connector
         .connect(t.name.clone(), tcp)
         .await
         .map_err(|e| format!("TLS: {e}"))?;
@@ -297,7 +309,8 @@ async fn token_request(t: &Target, sender: &mut SendRequest<Full<Bytes>>) -> Res
     Ok(())
 }
 
-async fn worker(t: Arc<Target>, mode: Mode) -> WorkerStats {
+async fn worker(t: Arc<Target>, mode: Mode, index: usize) -> WorkerStats {
+    let connector = &t.connectors[index % t.connectors.len()];
     let mut st = WorkerStats::default();
     let mut conn: Option<SendRequest<Full<Bytes>>> = None;
     loop {
@@ -308,7 +321,7 @@ async fn worker(t: Arc<Target>, mode: Mode) -> WorkerStats {
         let result = tokio::time::timeout(REQUEST_TIMEOUT, async {
             let mut sender = match conn.take() {
                 Some(s) => s,
-                None => connect(&t).await?.0,
+                None => connect(&t, connector).await?.0,
             };
             token_request(&t, &mut sender).await?;
             Ok::<_, String>(sender)
@@ -346,14 +359,21 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     sorted.get(rank - 1).map_or(0.0, |&ns| ns as f64 / 1000.0)
 }
 
-/// The tool's client identity: (CA PEM, certificate PEM, key PEM), from `--cert`/`--key`/
-/// `--cacert` or issued by the data directory's CA.
-async fn identity(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<(String, String, String)> {
+/// The tool's client identities: the CA (PEM) and one or more (certificate PEM, key PEM), from
+/// `--cert`/`--key`/`--cacert` or issued by the data directory's CA.
+async fn identities(
+    args: &BenchArgs,
+    addr: SocketAddr,
+) -> anyhow::Result<(String, Vec<(String, String)>)> {
+    anyhow::ensure!(
+        args.certificates == 1 || args.cert.is_none(),
+        "--certificates applies to certificates issued from --data-dir, not to --cert"
+    );
     if let (Some(cert), Some(key), Some(ca)) = (&args.cert, &args.key, &args.cacert) {
         let read = |p: &PathBuf| {
             std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
         };
-        return Ok((read(ca)?, read(cert)?, read(key)?));
+        return Ok((read(ca)?, vec![(read(cert)?, read(key)?)]));
     }
     let ca_pem_path = args.data_dir.join("ca.pem");
     let ca_pem = std::fs::read_to_string(&ca_pem_path)
@@ -370,26 +390,40 @@ async fn identity(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<(String,
         "spiffe://{}/{}",
         args.trust_domain, args.client_id
     ))?;
-    let svid = ca.issue_svid(
-        &id,
-        KeySource::Generate(KeyType::P256),
-        None,
-        OffsetDateTime::now_utc(),
-    )?;
-    let svid_key = svid
-        .private_key_pem()
-        .ok_or_else(|| anyhow::anyhow!("no SVID key"))?
-        .to_string();
+    let issue_svid = || -> anyhow::Result<(String, String)> {
+        let svid = ca.issue_svid(
+            &id,
+            KeySource::Generate(KeyType::P256),
+            None,
+            OffsetDateTime::now_utc(),
+        )?;
+        let key = svid
+            .private_key_pem()
+            .ok_or_else(|| anyhow::anyhow!("no SVID key"))?
+            .to_string();
+        Ok((svid.pem, key))
+    };
     if args.svid {
-        return Ok((ca_pem, svid.pem, svid_key));
+        return Ok((
+            ca_pem,
+            (0..args.certificates)
+                .map(|_| issue_svid())
+                .collect::<anyhow::Result<_>>()?,
+        ));
     }
-    let as_workload = MtlsClient::new(&ca_pem, Some((&svid.pem, &svid_key)), addr)?;
-    let req = json!({
-        "transaction_id": format!("bench-{}", OffsetDateTime::now_utc().unix_timestamp_nanos()),
-        "ttl_seconds": 900,
-    });
-    let issued = as_workload.transaction_certificate(&req).await?;
-    Ok((ca_pem, issued.certificate, issued.private_key))
+    let (svid_pem, svid_key) = issue_svid()?;
+    let as_workload = MtlsClient::new(&ca_pem, Some((&svid_pem, &svid_key)), addr)?;
+    let run = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let mut issued = Vec::with_capacity(usize::from(args.certificates));
+    for i in 0..args.certificates {
+        let req = json!({
+            "transaction_id": format!("bench-{run}-{i}"),
+            "ttl_seconds": 900,
+        });
+        let c = as_workload.transaction_certificate(&req).await?;
+        issued.push((c.certificate, c.private_key));
+    }
+    Ok((ca_pem, issued))
 }
 
 /// Runs the benchmark and prints the report.
@@ -418,17 +452,22 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let self_stat = PathBuf::from("/proc/self/stat");
     let tck = clk_tck();
 
-    let (ca_pem, cert_pem, key_pem) = identity(args, addr).await?;
+    let (ca_pem, identities) = identities(args, addr).await?;
     let mut roots = rustls::RootCertStore::empty();
     for c in certs_from_pem(&ca_pem)? {
         roots.add(c)?;
     }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(fapi_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs_from_pem(&cert_pem)?, key_from_pem(&key_pem)?)?;
-    if !args.resumption || args.mode == Mode::Keepalive {
-        cfg.resumption = rustls::client::Resumption::disabled();
+    let roots = Arc::new(roots);
+    let mut connectors = Vec::with_capacity(identities.len());
+    for (cert_pem, key_pem) in &identities {
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(fapi_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots.clone())
+            .with_client_auth_cert(certs_from_pem(cert_pem)?, key_from_pem(key_pem)?)?;
+        if !args.resumption || args.mode == Mode::Keepalive {
+            cfg.resumption = rustls::client::Resumption::disabled();
+        }
+        connectors.push(TlsConnector::from(Arc::new(cfg)));
     }
     let mut form = vec![
         ("grant_type", "client_credentials"),
@@ -438,7 +477,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         form.push(("scope", s.as_str()));
     }
     let target = Arc::new(Target {
-        connector: TlsConnector::from(Arc::new(cfg)),
+        connectors,
         addr,
         name: ServerName::try_from("localhost")?,
         body: Bytes::from(crate::client::form_body(&form)),
@@ -446,20 +485,24 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         phase: AtomicU8::new(PHASE_WARMUP),
     });
 
-    // one checked request first: a misconfiguration fails loudly instead of as N errors
-    let (mut sender, tls) = connect(&target)
-        .await
-        .map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
-    token_request(&target, &mut sender)
-        .await
-        .map_err(|e| anyhow::anyhow!("POST /token: {e}"))?;
-    drop(sender);
+    // one checked request per certificate first: a misconfiguration fails loudly instead of
+    // as N errors
+    let mut tls = String::new();
+    for connector in &target.connectors {
+        let (mut sender, info) = connect(&target, connector)
+            .await
+            .map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
+        token_request(&target, &mut sender)
+            .await
+            .map_err(|e| anyhow::anyhow!("POST /token: {e}"))?;
+        tls = info;
+    }
 
     let loadavg_before = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
     let tasks: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(worker(target.clone(), args.mode)))
+        .map(|i| tokio::spawn(worker(target.clone(), args.mode, i)))
         .collect();
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
@@ -507,6 +550,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     Ok(BenchReport {
         mode: args.mode.as_str(),
         connections: args.connections,
+        certificates: target.connectors.len(),
         seconds,
         requests: all.ok,
         errors: all.errors,
@@ -533,8 +577,8 @@ fn fmt_us(us: f64) -> String {
 
 fn print_table(r: &BenchReport) {
     println!(
-        "kairos bench: POST /token, {} mode, {} connection(s), {:.1} s measured",
-        r.mode, r.connections, r.seconds
+        "kairos bench: POST /token, {} mode, {} connection(s), {} client certificate(s), {:.1} s measured",
+        r.mode, r.connections, r.certificates, r.seconds
     );
     println!(
         "  TLS              {}{}",

@@ -19,6 +19,7 @@ fn args(h: &Harness) -> BenchArgs {
         scope: None,
         svid: false,
         resumption: false,
+        certificates: 1,
         json: true,
         cert: None,
         key: None,
@@ -45,6 +46,70 @@ async fn load_tool_reports_tokens_latency_and_server_cpu() {
         .filter(|(e, _)| matches!(e, kairos_authz::AuditEvent::TokenIssued { .. }))
         .count();
     assert!(issued > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_tool_spreads_connections_over_distinct_transaction_certificates() {
+    let h = Harness::start().await;
+    let spread = BenchArgs {
+        connections: 3,
+        certificates: 3,
+        ..args(&h)
+    };
+    let r = bench(&spread).await.unwrap();
+    assert_eq!(r.errors, 0, "{:?}", r.first_error);
+    assert_eq!(r.certificates, 3);
+    // tokens per certificate, and the transactions seen
+    let issued = |h: &Harness| {
+        let mut bound = std::collections::BTreeMap::<String, usize>::new();
+        let mut txns = std::collections::BTreeSet::new();
+        for (e, _) in h.audit.events() {
+            if let kairos_authz::AuditEvent::TokenIssued {
+                cnf_x5t_s256, txn, ..
+            } = e
+            {
+                *bound.entry(cnf_x5t_s256).or_default() += 1;
+                txns.insert(txn);
+            }
+        }
+        (bound, txns)
+    };
+    // every certificate carried the load (more than the one checked request the tool makes
+    // with each before the run), each for its own transaction
+    let (bound, txns) = issued(&h);
+    assert_eq!(bound.len(), 3, "{bound:?}");
+    assert!(bound.values().all(|&n| n > 1), "{bound:?}");
+    assert_eq!(txns.len(), 3, "{txns:?}");
+    assert!(txns.iter().all(Option::is_some), "{txns:?}");
+    // with --svid: as many SVIDs, distinct keys, no transaction
+    let h = Harness::start().await;
+    let r = bench(&BenchArgs {
+        svid: true,
+        connections: 2,
+        certificates: 2,
+        ..args(&h)
+    })
+    .await
+    .unwrap();
+    assert_eq!((r.errors, r.certificates), (0, 2), "{:?}", r.first_error);
+    let (bound, txns) = issued(&h);
+    assert_eq!(bound.len(), 2, "{bound:?}");
+    assert!(bound.values().all(|&n| n > 1), "{bound:?}");
+    assert_eq!(txns.into_iter().collect::<Vec<_>>(), vec![None]);
+    // a given certificate is one identity: asking for several is refused before any load
+    let files = tempfile::tempdir().unwrap();
+    let p = files.path().join("x.pem");
+    std::fs::write(&p, "").unwrap();
+    let err = bench(&BenchArgs {
+        cert: Some(p.clone()),
+        key: Some(p.clone()),
+        cacert: Some(p),
+        ..spread
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--certificates"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
