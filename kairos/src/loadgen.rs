@@ -220,7 +220,7 @@ fn cpu_ticks(stat_path: &Path) -> anyhow::Result<u64> {
 
 /// Everything a worker needs.
 struct Target {
-    /// One per client certificate; connection `i` uses `connectors[i % len]`.
+    /// One per client certificate; connection `i` uses the `i % len`-th.
     connectors: Vec<TlsConnector>,
     addr: SocketAddr,
     name: ServerName<'static>,
@@ -309,8 +309,7 @@ async fn token_request(t: &Target, sender: &mut SendRequest<Full<Bytes>>) -> Res
     Ok(())
 }
 
-async fn worker(t: Arc<Target>, mode: Mode, index: usize) -> WorkerStats {
-    let connector = &t.connectors[index % t.connectors.len()];
+async fn worker(t: Arc<Target>, mode: Mode, connector: TlsConnector) -> WorkerStats {
     let mut st = WorkerStats::default();
     let mut conn: Option<SendRequest<Full<Bytes>>> = None;
     loop {
@@ -321,7 +320,7 @@ async fn worker(t: Arc<Target>, mode: Mode, index: usize) -> WorkerStats {
         let result = tokio::time::timeout(REQUEST_TIMEOUT, async {
             let mut sender = match conn.take() {
                 Some(s) => s,
-                None => connect(&t, connector).await?.0,
+                None => connect(&t, &connector).await?.0,
             };
             token_request(&t, &mut sender).await?;
             Ok::<_, String>(sender)
@@ -501,8 +500,13 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let loadavg_before = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|i| tokio::spawn(worker(target.clone(), args.mode, i)))
+    // connection i presents certificate i modulo their number
+    let tasks: Vec<_> = target
+        .connectors
+        .iter()
+        .cycle()
+        .take(args.connections)
+        .map(|c| tokio::spawn(worker(target.clone(), args.mode, c.clone())))
         .collect();
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
