@@ -15,7 +15,7 @@ def cats(path):
         if kind=='k': c='kernel'
         elif re.search(r'ecp_|nistz|bignum|bn_|_mont|aes_|gcm|sha256|sha512|sha1_|aws_lc|CRYPTO|ecdsa|p256|ec_|rdrand|sha2::',s,re.I): c='crypto'
         elif re.search(r'^sqlite3|btree|Btree|pager|Pager|vdbe|Vdbe|wal[A-Z]|^pcache|pcache1|sqlite',s): c='sqlite'
-        elif re.search(r'^(malloc|_int_malloc|_int_free|cfree|free|realloc|_int_realloc|malloc_consolidate|unlink_chunk|__rdl_|__rust_alloc|__rust_dealloc|calloc|tcache|__libc_malloc|__libc_free)',s) or 'rdl_alloc' in s or 'rdl_dealloc' in s: c='allocator'
+        elif re.search(r'^(mi_|_mi_|malloc|_int_malloc|_int_free|cfree|free|realloc|_int_realloc|malloc_consolidate|unlink_chunk|__rdl_|__rust_alloc|__rust_dealloc|calloc|tcache|__libc_malloc|__libc_free)',s) or 'rdl_alloc' in s or 'rdl_dealloc' in s: c='allocator'
         elif re.search(r'^__mem|^memcpy|^memset|^memmove|^__strlen',s): c='memcpy/memset'
         else: c='other user'
         tot[c]+=p
