@@ -7,9 +7,11 @@
 # SERVER is `serve` (kairos serve as shipped: every token durably on the embedded ledger,
 # committed inline), `serve-writer-thread` (the same with `--ledger-commit writer-thread`),
 # `serve-distinct` (`serve`, loaded with one transaction certificate per connection instead of
-# one for all: `kairos bench --certificates N`), `serve-svid` and `serve-svid-distinct` (`serve`,
-# loaded with the workload's SVID instead of a transaction certificate: one for all, or one per
-# connection),
+# one for all: `kairos bench --certificates <connections>`), `serve-many` (`serve`, loaded with
+# $MANY_CERTIFICATES transaction certificates, default 4096, each connection cycling through its
+# share; with a handshake per request, each certificate carries only a few tokens, as
+# per-transaction certificates do), `serve-svid` and `serve-svid-distinct` (`serve`, loaded with
+# the workload's SVID instead of a transaction certificate: one for all, or one per connection),
 # `token-path` (kairos/examples/token_path_server.rs: the same server with an in-memory audit
 # log, a measuring harness only), `durable-floor` (kairos/examples/durable_floor_server.rs: the
 # same server and ledger over the cheapest durable, sealed store we could build, a measuring
@@ -52,7 +54,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 start_server() { # name data_dir -> sets PID and URL, client args in CLIENT
     local name=$1 data=$2
     case $name in
-        serve|serve-writer-thread|serve-distinct|serve-svid|serve-svid-distinct)
+        serve|serve-writer-thread|serve-distinct|serve-many|serve-svid|serve-svid-distinct)
             local commit=inline
             [ "$name" != serve-writer-thread ] || commit=writer-thread
             taskset -c 0 "$bin" serve --data-dir "$data" --listen 127.0.0.1:$PORT --workers 1 \
@@ -99,6 +101,7 @@ for mode in $MODES; do
                 start_server "$name" "$data"
                 case $name in
                     serve-distinct) spread=(--certificates "$conns") ;;
+                    serve-many) spread=(--certificates "${MANY_CERTIFICATES:-4096}") ;;
                     serve-svid) spread=(--svid) ;;
                     serve-svid-distinct) spread=(--svid --certificates "$conns") ;;
                     *) spread=() ;;

@@ -93,11 +93,13 @@ pub struct BenchArgs {
     /// Allow TLS session resumption in `handshake` mode (default: every handshake is full).
     #[arg(long)]
     pub resumption: bool,
-    /// Distinct client certificates, shared round-robin by the connections: transaction
-    /// certificates, each for its own transaction, or SVIDs with `--svid` (same SPIFFE ID,
-    /// distinct keys). With one (the default) every token is bound to the same certificate, as
-    /// a single client's load is; with one per connection the server's records spread over as
-    /// many certificates (and transactions), as many workloads' would.
+    /// Distinct client certificates: transaction certificates, each for its own transaction, or
+    /// SVIDs with `--svid` (same SPIFFE ID, distinct keys). With fewer than `--connections`,
+    /// connection i presents the (i mod N)-th; with more, each connection has its own share and
+    /// presents the next one of it on every new connection (in `handshake` mode, on every
+    /// request). With one (the default) every token is bound to the same certificate, as a single
+    /// client's load is; with many, the server's records spread over as many certificates (and
+    /// transactions) as many workloads' or transactions' would.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub certificates: u16,
     /// Print the result as JSON instead of a table.
@@ -130,7 +132,7 @@ pub struct BenchReport {
     pub mode: &'static str,
     /// Concurrent connections.
     pub connections: usize,
-    /// Distinct client certificates the connections used.
+    /// Distinct client certificates the connections presented.
     pub certificates: usize,
     /// Measured window, seconds.
     pub seconds: f64,
@@ -309,7 +311,10 @@ async fn token_request(t: &Target, sender: &mut SendRequest<Full<Bytes>>) -> Res
     Ok(())
 }
 
-async fn worker(t: Arc<Target>, mode: Mode, connector: TlsConnector) -> WorkerStats {
+/// One connection's loop. Each new connection presents the next certificate of `share` (never
+/// empty), so in `handshake` mode a worker cycles through its share.
+async fn worker(t: Arc<Target>, mode: Mode, share: Vec<TlsConnector>) -> WorkerStats {
+    let mut certs = share.iter().cycle();
     let mut st = WorkerStats::default();
     let mut conn: Option<SendRequest<Full<Bytes>>> = None;
     loop {
@@ -320,7 +325,10 @@ async fn worker(t: Arc<Target>, mode: Mode, connector: TlsConnector) -> WorkerSt
         let result = tokio::time::timeout(REQUEST_TIMEOUT, async {
             let mut sender = match conn.take() {
                 Some(s) => s,
-                None => connect(&t, &connector).await?.0,
+                None => {
+                    let connector = certs.next().ok_or("no client certificate")?;
+                    connect(&t, connector).await?.0
+                }
             };
             token_request(&t, &mut sender).await?;
             Ok::<_, String>(sender)
@@ -500,13 +508,9 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let loadavg_before = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
-    // connection i presents certificate i modulo their number
-    let tasks: Vec<_> = target
-        .connectors
-        .iter()
-        .cycle()
-        .take(args.connections)
-        .map(|c| tokio::spawn(worker(target.clone(), args.mode, c.clone())))
+    let tasks: Vec<_> = shares(&target.connectors, args.connections)
+        .into_iter()
+        .map(|share| tokio::spawn(worker(target.clone(), args.mode, share)))
         .collect();
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
@@ -569,6 +573,25 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         loadavg_before,
         clk_tck: tck,
     })
+}
+
+/// The certificates each of `connections` connections presents: with fewer certificates than
+/// connections, connection `i` has the `i % n`-th; with more, connection `i` has the `i`-th,
+/// the `i + connections`-th, and so on, so that every certificate carries load.
+fn shares<T: Clone>(certs: &[T], connections: usize) -> Vec<Vec<T>> {
+    (0..connections)
+        .map(|i| {
+            if certs.len() <= connections {
+                certs
+                    .get(i % certs.len().max(1))
+                    .cloned()
+                    .into_iter()
+                    .collect()
+            } else {
+                certs.iter().skip(i).step_by(connections).cloned().collect()
+            }
+        })
+        .collect()
 }
 
 fn fmt_us(us: f64) -> String {
@@ -655,6 +678,14 @@ mod tests {
         );
         assert!(parse_target("127.0.0.1:8443").is_ok());
         assert!(parse_target("https://localhost:8443").is_err());
+    }
+
+    #[test]
+    fn every_certificate_carries_load() {
+        assert_eq!(shares(&[0, 1], 3), vec![vec![0], vec![1], vec![0]]);
+        assert_eq!(shares(&[0, 1, 2], 3), vec![vec![0], vec![1], vec![2]]);
+        assert_eq!(shares(&[0, 1, 2, 3, 4], 2), vec![vec![0, 2, 4], vec![1, 3]]);
+        assert!(shares::<u8>(&[], 2).iter().all(Vec::is_empty));
     }
 
     #[test]

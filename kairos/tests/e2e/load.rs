@@ -81,6 +81,22 @@ async fn load_tool_spreads_connections_over_distinct_transaction_certificates() 
     assert!(bound.values().all(|&n| n > 1), "{bound:?}");
     assert_eq!(txns.len(), 3, "{txns:?}");
     assert!(txns.iter().all(Option::is_some), "{txns:?}");
+    // more certificates than connections, a handshake per request: each connection cycles
+    // through its share, so every certificate carries load
+    let h = Harness::start().await;
+    let r = bench(&BenchArgs {
+        mode: Mode::Handshake,
+        connections: 2,
+        certificates: 4,
+        ..args(&h)
+    })
+    .await
+    .unwrap();
+    assert_eq!((r.errors, r.certificates), (0, 4), "{:?}", r.first_error);
+    let (bound, txns) = issued(&h);
+    assert_eq!(bound.len(), 4, "{bound:?}");
+    assert!(bound.values().all(|&n| n > 1), "{bound:?}");
+    assert_eq!(txns.len(), 4, "{txns:?}");
     // with --svid: as many SVIDs, distinct keys, no transaction
     let h = Harness::start().await;
     let r = bench(&BenchArgs {
