@@ -2,7 +2,9 @@
 //!
 //! The tool signs itself an SVID with the data directory's CA (`ca.pem` + `ca.key`; nothing in
 //! the directory is written), obtains a transaction certificate from the running server
-//! (`POST /certificates`), then drives `POST /token` (`grant_type=client_credentials`) either
+//! (`POST /certificates`; `--certificates N`: N of them, or N SVIDs with `--svid`), makes one
+//! checked token request with each, then drives `POST /token` (`grant_type=client_credentials`)
+//! either
 //! over a fixed number of keep-alive connections or with a new TCP connection and a full TLS
 //! handshake per request (session resumption off unless `--resumption`). It reports requests,
 //! req/s, latency percentiles, errors, and — given `--server-pid` — the server's CPU time per
@@ -87,19 +89,22 @@ pub struct BenchArgs {
     /// `scope` parameter of the token request (default: none, i.e. the registered scope).
     #[arg(long)]
     pub scope: Option<String>,
-    /// Present the SVID itself to `/token` instead of a transaction certificate.
+    /// Present the SVID itself (with `--certificates N`, N SVIDs) to `/token` instead of a
+    /// transaction certificate.
     #[arg(long)]
     pub svid: bool,
     /// Allow TLS session resumption in `handshake` mode (default: every handshake is full).
     #[arg(long)]
     pub resumption: bool,
     /// Distinct client certificates: transaction certificates, each for its own transaction, or
-    /// SVIDs with `--svid` (same SPIFFE ID, distinct keys). With fewer than `--connections`,
-    /// connection i presents the (i mod N)-th; with more, each connection has its own share and
-    /// presents the next one of it on every new connection (in `handshake` mode, on every
-    /// request). With one (the default) every token is bound to the same certificate, as a single
-    /// client's load is; with many, the server's records spread over as many certificates (and
-    /// transactions) as many workloads' or transactions' would.
+    /// SVIDs with `--svid` (same SPIFFE ID, distinct keys). With at most `--connections` of
+    /// them, connection i presents the (i mod N)-th. More than `--connections` only with
+    /// `--mode handshake`: each connection then has its own share (i, i + C, i + 2C, …) and
+    /// presents the next one of it on every request; a kept-alive connection would leave all but
+    /// one of its share idle, so that is refused. Load per certificate is even when one of N and
+    /// `--connections` divides the other. With one (the default) every token is bound to the same
+    /// certificate, as a single client's load is; with many, the server's records spread over as
+    /// many certificates (and transactions) as many workloads' or transactions' would.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub certificates: u16,
     /// Print the result as JSON instead of a table.
@@ -132,7 +137,7 @@ pub struct BenchReport {
     pub mode: &'static str,
     /// Concurrent connections.
     pub connections: usize,
-    /// Distinct client certificates the connections presented.
+    /// Distinct client certificates issued, each of which carried load.
     pub certificates: usize,
     /// Measured window, seconds.
     pub seconds: f64,
@@ -222,7 +227,7 @@ fn cpu_ticks(stat_path: &Path) -> anyhow::Result<u64> {
 
 /// Everything a worker needs.
 struct Target {
-    /// One per client certificate; connection `i` uses the `i % len`-th.
+    /// One per client certificate; [`shares`] hands them out to the connections.
     connectors: Vec<TlsConnector>,
     addr: SocketAddr,
     name: ServerName<'static>,
@@ -311,8 +316,9 @@ async fn token_request(t: &Target, sender: &mut SendRequest<Full<Bytes>>) -> Res
     Ok(())
 }
 
-/// One connection's loop. Each new connection presents the next certificate of `share` (never
-/// empty), so in `handshake` mode a worker cycles through its share.
+/// One connection's loop. Each new connection presents the next certificate of `share` (empty
+/// only if no certificate was issued, which [`bench`] refuses), so in `handshake` mode a worker
+/// cycles through its share.
 async fn worker(t: Arc<Target>, mode: Mode, share: Vec<TlsConnector>) -> WorkerStats {
     let mut certs = share.iter().cycle();
     let mut st = WorkerStats::default();
@@ -376,6 +382,7 @@ async fn identities(
         args.certificates == 1 || args.cert.is_none(),
         "--certificates applies to certificates issued from --data-dir, not to --cert"
     );
+    let n = args.certificates;
     if let (Some(cert), Some(key), Some(ca)) = (&args.cert, &args.key, &args.cacert) {
         let read = |p: &PathBuf| {
             std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
@@ -413,7 +420,7 @@ async fn identities(
     if args.svid {
         return Ok((
             ca_pem,
-            (0..args.certificates)
+            (0..n)
                 .map(|_| issue_svid())
                 .collect::<anyhow::Result<_>>()?,
         ));
@@ -421,13 +428,15 @@ async fn identities(
     let (svid_pem, svid_key) = issue_svid()?;
     let as_workload = MtlsClient::new(&ca_pem, Some((&svid_pem, &svid_key)), addr)?;
     let run = OffsetDateTime::now_utc().unix_timestamp_nanos();
-    let mut issued = Vec::with_capacity(usize::from(args.certificates));
-    for i in 0..args.certificates {
-        let req = json!({
-            "transaction_id": format!("bench-{run}-{i}"),
-            "ttl_seconds": 900,
-        });
-        let c = as_workload.transaction_certificate(&req).await?;
+    let mut issued = Vec::with_capacity(usize::from(n));
+    for i in 0..n {
+        let txn = format!("bench-{run}-{i}");
+        let req = json!({ "transaction_id": txn, "ttl_seconds": 900 });
+        let c = tokio::time::timeout(REQUEST_TIMEOUT, as_workload.transaction_certificate(&req))
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out"))
+            .and_then(|r| Ok(r?))
+            .with_context(|| format!("transaction certificate {} of {n} ({txn})", i + 1))?;
         issued.push((c.certificate, c.private_key));
     }
     Ok((ca_pem, issued))
@@ -449,6 +458,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
     anyhow::ensure!(args.duration > 0, "--duration must be at least 1");
+    anyhow::ensure!(args.certificates > 0, "--certificates must be at least 1");
+    anyhow::ensure!(
+        args.mode == Mode::Handshake || usize::from(args.certificates) <= args.connections,
+        "--certificates {} with {} keep-alive connections: each connection keeps its first \
+         certificate, so only {} of them would carry load (use --mode handshake, or at most \
+         --connections certificates)",
+        args.certificates,
+        args.connections,
+        args.connections
+    );
     let addr = parse_target(&args.target)?;
     let server_stat = args
         .server_pid
@@ -465,9 +484,10 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         roots.add(c)?;
     }
     let roots = Arc::new(roots);
+    let provider = Arc::new(fapi_provider());
     let mut connectors = Vec::with_capacity(identities.len());
     for (cert_pem, key_pem) in &identities {
-        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(fapi_provider()))
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots.clone())
             .with_client_auth_cert(certs_from_pem(cert_pem)?, key_from_pem(key_pem)?)?;
@@ -495,14 +515,22 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     // one checked request per certificate first: a misconfiguration fails loudly instead of
     // as N errors
     let mut tls = String::new();
-    for connector in &target.connectors {
-        let (mut sender, info) = connect(&target, connector)
+    let n = target.connectors.len();
+    for (i, connector) in target.connectors.iter().enumerate() {
+        let checked = async {
+            let (mut sender, info) = connect(&target, connector).await?;
+            token_request(&target, &mut sender)
+                .await
+                .map_err(|e| format!("POST /token: {e}"))?;
+            Ok::<_, String>(info)
+        };
+        let info = tokio::time::timeout(REQUEST_TIMEOUT, checked)
             .await
-            .map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
-        token_request(&target, &mut sender)
-            .await
-            .map_err(|e| anyhow::anyhow!("POST /token: {e}"))?;
-        tls = info;
+            .unwrap_or_else(|_| Err("timeout".to_owned()))
+            .map_err(|e| anyhow::anyhow!("{addr}, certificate {} of {n}: {e}", i + 1))?;
+        if tls.is_empty() {
+            tls = info;
+        }
     }
 
     let loadavg_before = std::fs::read_to_string("/proc/loadavg")
@@ -575,21 +603,20 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
-/// The certificates each of `connections` connections presents: with fewer certificates than
-/// connections, connection `i` has the `i % n`-th; with more, connection `i` has the `i`-th,
-/// the `i + connections`-th, and so on, so that every certificate carries load.
+/// The certificates each of `connections` connections presents: with at most as many
+/// certificates as connections, connection `i` has the `i % n`-th; with more, connection `i`
+/// has the `i`-th, the `i + connections`-th, and so on, so that every certificate is in a share
+/// (and carries load when each new connection takes the next of its share: `handshake` mode).
 fn shares<T: Clone>(certs: &[T], connections: usize) -> Vec<Vec<T>> {
+    // `i < connections`, so `step_by` never sees 0
     (0..connections)
         .map(|i| {
-            if certs.len() <= connections {
-                certs
-                    .get(i % certs.len().max(1))
-                    .cloned()
-                    .into_iter()
-                    .collect()
-            } else {
-                certs.iter().skip(i).step_by(connections).cloned().collect()
-            }
+            certs
+                .iter()
+                .skip(i.checked_rem(certs.len()).unwrap_or(0))
+                .step_by(connections)
+                .cloned()
+                .collect()
         })
         .collect()
 }
@@ -604,7 +631,8 @@ fn fmt_us(us: f64) -> String {
 
 fn print_table(r: &BenchReport) {
     println!(
-        "kairos bench: POST /token, {} mode, {} connection(s), {} client certificate(s), {:.1} s measured",
+        "kairos bench: POST /token, {} mode, {} connection(s), {} client certificate(s), \
+         {:.1} s measured",
         r.mode, r.connections, r.certificates, r.seconds
     );
     println!(
@@ -681,11 +709,12 @@ mod tests {
     }
 
     #[test]
-    fn every_certificate_carries_load() {
+    fn every_certificate_is_in_a_share() {
         assert_eq!(shares(&[0, 1], 3), vec![vec![0], vec![1], vec![0]]);
         assert_eq!(shares(&[0, 1, 2], 3), vec![vec![0], vec![1], vec![2]]);
         assert_eq!(shares(&[0, 1, 2, 3, 4], 2), vec![vec![0, 2, 4], vec![1, 3]]);
         assert!(shares::<u8>(&[], 2).iter().all(Vec::is_empty));
+        assert!(shares(&[1, 2], 0).is_empty());
     }
 
     #[test]

@@ -112,20 +112,39 @@ async fn load_tool_spreads_connections_over_distinct_transaction_certificates() 
     assert_eq!(bound.len(), 2, "{bound:?}");
     assert!(bound.values().all(|&n| n > 1), "{bound:?}");
     assert_eq!(txns.into_iter().collect::<Vec<_>>(), vec![None]);
-    // a given certificate is one identity: asking for several is refused before any load
+    // refused before anything is issued or loaded: several certificates with a given one (one
+    // identity), more certificates than kept-alive connections (each connection keeps its
+    // first), and none at all
+    let h = Harness::start().await;
     let files = tempfile::tempdir().unwrap();
     let p = files.path().join("x.pem");
     std::fs::write(&p, "").unwrap();
-    let err = bench(&BenchArgs {
+    let given = BenchArgs {
         cert: Some(p.clone()),
         key: Some(p.clone()),
         cacert: Some(p),
-        ..spread
-    })
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("--certificates"), "{err}");
+        connections: 3,
+        certificates: 3,
+        ..args(&h)
+    };
+    let idle = BenchArgs {
+        connections: 2,
+        certificates: 3,
+        ..args(&h)
+    };
+    let none = BenchArgs {
+        certificates: 0,
+        ..args(&h)
+    };
+    for (refused, says) in [
+        (given, "--certificates applies"),
+        (idle, "only 2 of them would carry load"),
+        (none, "--certificates must be at least 1"),
+    ] {
+        let err = format!("{:#}", bench(&refused).await.unwrap_err());
+        assert!(err.contains(says), "{err}");
+    }
+    assert!(h.audit.events().is_empty(), "{:?}", h.audit.events());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
