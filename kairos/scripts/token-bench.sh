@@ -10,8 +10,9 @@
 # one for all: `kairos bench --certificates <connections>`), `serve-many` (`serve`, loaded with
 # $MANY_CERTIFICATES transaction certificates, default 4096, each connection presenting the next
 # of its share on every request, so that each certificate carries only a few tokens, as
-# per-transaction certificates do; handshake mode only, skipped with keep-alive), `serve-svid` and `serve-svid-distinct` (`serve`, loaded with
-# the workload's SVID instead of a transaction certificate: one for all, or one per connection),
+# per-transaction certificates do; handshake mode only, skipped with keep-alive), `serve-svid`
+# and `serve-svid-distinct` (`serve`, loaded with the workload's SVID instead of a transaction
+# certificate: one for all, or one per connection),
 # `token-path` (kairos/examples/token_path_server.rs: the same server with an in-memory audit
 # log, a measuring harness only), `durable-floor` (kairos/examples/durable_floor_server.rs: the
 # same server and ledger over the cheapest durable, sealed store we could build, a measuring

@@ -4,9 +4,8 @@
 //! the directory is written), obtains a transaction certificate from the running server
 //! (`POST /certificates`; `--certificates N`: N of them, or N SVIDs with `--svid`), makes one
 //! checked token request with each, then drives `POST /token` (`grant_type=client_credentials`)
-//! either
-//! over a fixed number of keep-alive connections or with a new TCP connection and a full TLS
-//! handshake per request (session resumption off unless `--resumption`). It reports requests,
+//! either over a fixed number of keep-alive connections or with a new TCP connection and a full
+//! TLS handshake per request (session resumption off unless `--resumption`). It reports requests,
 //! req/s, latency percentiles, errors, and — given `--server-pid` — the server's CPU time per
 //! request from `/proc/<pid>/stat` (`utime + stime`), sampled around the measured window.
 //!
@@ -137,7 +136,7 @@ pub struct BenchReport {
     pub mode: &'static str,
     /// Concurrent connections.
     pub connections: usize,
-    /// Distinct client certificates issued, each of which carried load.
+    /// Distinct client certificates issued, each in some connection's share.
     pub certificates: usize,
     /// Measured window, seconds.
     pub seconds: f64,
