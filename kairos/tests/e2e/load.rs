@@ -48,69 +48,62 @@ async fn load_tool_reports_tokens_latency_and_server_cpu() {
     assert!(issued > 0);
 }
 
+/// Runs the tool against a fresh server with `tweak` applied to the default arguments, checks
+/// that every certificate carried load (more than the one checked request the tool makes with
+/// each before the run), and returns the transactions the tokens were issued for.
+async fn spread_over_certificates(
+    tweak: impl FnOnce(BenchArgs) -> BenchArgs,
+) -> std::collections::BTreeSet<Option<String>> {
+    let h = Harness::start().await;
+    let a = tweak(args(&h));
+    let want = usize::from(a.certificates);
+    let r = bench(&a).await.unwrap();
+    assert_eq!((r.errors, r.certificates), (0, want), "{:?}", r.first_error);
+    let mut bound = std::collections::BTreeMap::<String, usize>::new();
+    let mut txns = std::collections::BTreeSet::new();
+    for (e, _) in h.audit.events() {
+        if let kairos_authz::AuditEvent::TokenIssued {
+            cnf_x5t_s256, txn, ..
+        } = e
+        {
+            *bound.entry(cnf_x5t_s256).or_default() += 1;
+            txns.insert(txn);
+        }
+    }
+    assert_eq!(bound.len(), want, "{bound:?}");
+    assert!(bound.values().all(|&n| n > 1), "{bound:?}");
+    txns
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_tool_spreads_connections_over_distinct_transaction_certificates() {
-    let h = Harness::start().await;
-    let spread = BenchArgs {
+    // a transaction certificate per connection, each for its own transaction
+    let txns = spread_over_certificates(|a| BenchArgs {
         connections: 3,
         certificates: 3,
-        ..args(&h)
-    };
-    let r = bench(&spread).await.unwrap();
-    assert_eq!(r.errors, 0, "{:?}", r.first_error);
-    assert_eq!(r.certificates, 3);
-    // tokens per certificate, and the transactions seen
-    let issued = |h: &Harness| {
-        let mut bound = std::collections::BTreeMap::<String, usize>::new();
-        let mut txns = std::collections::BTreeSet::new();
-        for (e, _) in h.audit.events() {
-            if let kairos_authz::AuditEvent::TokenIssued {
-                cnf_x5t_s256, txn, ..
-            } = e
-            {
-                *bound.entry(cnf_x5t_s256).or_default() += 1;
-                txns.insert(txn);
-            }
-        }
-        (bound, txns)
-    };
-    // every certificate carried the load (more than the one checked request the tool makes
-    // with each before the run), each for its own transaction
-    let (bound, txns) = issued(&h);
-    assert_eq!(bound.len(), 3, "{bound:?}");
-    assert!(bound.values().all(|&n| n > 1), "{bound:?}");
+        ..a
+    })
+    .await;
     assert_eq!(txns.len(), 3, "{txns:?}");
     assert!(txns.iter().all(Option::is_some), "{txns:?}");
     // more certificates than connections, a handshake per request: each connection cycles
-    // through its share, so every certificate carries load
-    let h = Harness::start().await;
-    let r = bench(&BenchArgs {
+    // through its share
+    let txns = spread_over_certificates(|a| BenchArgs {
         mode: Mode::Handshake,
         connections: 2,
         certificates: 4,
-        ..args(&h)
+        ..a
     })
-    .await
-    .unwrap();
-    assert_eq!((r.errors, r.certificates), (0, 4), "{:?}", r.first_error);
-    let (bound, txns) = issued(&h);
-    assert_eq!(bound.len(), 4, "{bound:?}");
-    assert!(bound.values().all(|&n| n > 1), "{bound:?}");
+    .await;
     assert_eq!(txns.len(), 4, "{txns:?}");
     // with --svid: as many SVIDs, distinct keys, no transaction
-    let h = Harness::start().await;
-    let r = bench(&BenchArgs {
+    let txns = spread_over_certificates(|a| BenchArgs {
         svid: true,
         connections: 2,
         certificates: 2,
-        ..args(&h)
+        ..a
     })
-    .await
-    .unwrap();
-    assert_eq!((r.errors, r.certificates), (0, 2), "{:?}", r.first_error);
-    let (bound, txns) = issued(&h);
-    assert_eq!(bound.len(), 2, "{bound:?}");
-    assert!(bound.values().all(|&n| n > 1), "{bound:?}");
+    .await;
     assert_eq!(txns.into_iter().collect::<Vec<_>>(), vec![None]);
     // refused before anything is issued or loaded: several certificates with a given one (one
     // identity), more certificates than kept-alive connections (each connection keeps its
