@@ -377,10 +377,6 @@ async fn identities(
     args: &BenchArgs,
     addr: SocketAddr,
 ) -> anyhow::Result<(String, Vec<(String, String)>)> {
-    anyhow::ensure!(
-        args.certificates == 1 || args.cert.is_none(),
-        "--certificates applies to certificates issued from --data-dir, not to --cert"
-    );
     let n = args.certificates;
     if let (Some(cert), Some(key), Some(ca)) = (&args.cert, &args.key, &args.cacert) {
         let read = |p: &PathBuf| {
@@ -458,6 +454,10 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
     anyhow::ensure!(args.duration > 0, "--duration must be at least 1");
     anyhow::ensure!(args.certificates > 0, "--certificates must be at least 1");
+    anyhow::ensure!(
+        args.certificates == 1 || args.cert.is_none(),
+        "--certificates applies to certificates issued from --data-dir, not to --cert"
+    );
     anyhow::ensure!(
         args.mode == Mode::Handshake || usize::from(args.certificates) <= args.connections,
         "--certificates {} with {} keep-alive connections: each connection keeps its first \
